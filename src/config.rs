@@ -1,0 +1,271 @@
+//! One `Config`: TOML file < environment (`TAILOPS_*`, `TS_AUTHKEY`) < flags.
+//!
+//! The file is optional. Flags and their `TAILOPS_*` variables are declared
+//! once, in `main.rs` (clap); `Config::apply` lays them over the file. The
+//! auth key is never a flag (it would show in `ps`): it comes from
+//! `TS_AUTHKEY` (or `TS_AUTH_KEY`) or from `authkey_file`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default app-capability name carried by ACL grants for tailops.
+pub const DEFAULT_CAPABILITY: &str = "tailops.dev/cap/tailops";
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Tailnet hostname of this node (its MagicDNS label).
+    pub hostname: String,
+    /// Node state (keys, prefs). Same dir on restart = same node identity.
+    pub state_dir: Option<PathBuf>,
+    /// Control server URL; empty = Tailscale's default.
+    pub control_url: Option<String>,
+    /// Tags to advertise, e.g. ["tag:tailops"]; the auth key's owner must own them.
+    pub advertise_tags: Vec<String>,
+    /// Remove the node from the tailnet when it stops.
+    pub ephemeral: bool,
+    /// A file holding the auth key (first line), for when TS_AUTHKEY is not set.
+    pub authkey_file: Option<PathBuf>,
+    /// Tailnet TCP port of the HTTP server.
+    pub port: u16,
+    /// Seconds to wait for the node to connect (interactive login included).
+    pub up_timeout_secs: u64,
+    /// Forward tailscale backend logs at debug level.
+    pub tailscale_verbose: bool,
+    /// App capability whose grant values carry tailops roles/scopes.
+    pub capability: String,
+    /// Connection and request limits.
+    pub limits: Limits,
+}
+
+/// Explicit bounds for the HTTP side; all documented in the README.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Connections served at once; more wait in the listener queue.
+    pub max_connections: usize,
+    /// Seconds a WhoIs lookup may take before the request is refused.
+    pub whois_timeout_secs: u64,
+    /// Seconds a client may take to send request headers.
+    pub header_read_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_connections: 512, whois_timeout_secs: 5, header_read_timeout_secs: 30, shutdown_grace_secs: 10 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            hostname: "tailops".into(),
+            state_dir: None,
+            control_url: None,
+            advertise_tags: Vec::new(),
+            ephemeral: false,
+            authkey_file: None,
+            port: 80,
+            up_timeout_secs: 300,
+            tailscale_verbose: false,
+            capability: DEFAULT_CAPABILITY.into(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Values from flags or `TAILOPS_*` variables (clap has already merged
+/// those two); `None` leaves the file's value alone.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub hostname: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub control_url: Option<String>,
+    pub advertise_tags: Option<Vec<String>>,
+    pub ephemeral: Option<bool>,
+    pub authkey_file: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub tailscale_verbose: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("cannot read auth key file {path}: {source}")]
+    AuthKey { path: PathBuf, source: std::io::Error },
+}
+
+impl Config {
+    /// Reads the TOML file if given (a missing file given explicitly is an
+    /// error), then lays the overrides over it and validates.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                toml::from_str::<Config>(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?
+            }
+            None => Config::default(),
+        };
+        cfg.apply(overrides);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply(&mut self, o: Overrides) {
+        if let Some(v) = o.hostname {
+            self.hostname = v;
+        }
+        if let Some(v) = o.state_dir {
+            self.state_dir = Some(v);
+        }
+        if let Some(v) = o.control_url {
+            self.control_url = Some(v);
+        }
+        if let Some(v) = o.advertise_tags {
+            self.advertise_tags = v;
+        }
+        if let Some(v) = o.ephemeral {
+            self.ephemeral = v;
+        }
+        if let Some(v) = o.authkey_file {
+            self.authkey_file = Some(v);
+        }
+        if let Some(v) = o.port {
+            self.port = v;
+        }
+        if let Some(v) = o.tailscale_verbose {
+            self.tailscale_verbose = v;
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let h = &self.hostname;
+        let label_ok = !h.is_empty()
+            && h.len() <= 63
+            && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !h.starts_with('-')
+            && !h.ends_with('-');
+        if !label_ok {
+            return Err(ConfigError::Invalid {
+                field: "hostname",
+                message: format!("{h:?} is not a DNS label (1-63 of a-z, 0-9, '-', not starting or ending with '-')"),
+            });
+        }
+        for t in &self.advertise_tags {
+            if !t.starts_with("tag:") || t.len() <= 4 {
+                return Err(ConfigError::Invalid {
+                    field: "advertise_tags",
+                    message: format!("{t:?} must look like tag:name"),
+                });
+            }
+        }
+        if self.port == 0 {
+            return Err(ConfigError::Invalid { field: "port", message: "must be 1-65535".into() });
+        }
+        if !self.capability.contains('/') || self.capability.starts_with('/') {
+            return Err(ConfigError::Invalid {
+                field: "capability",
+                message: format!("{:?} must be in domain/path form, e.g. {DEFAULT_CAPABILITY}", self.capability),
+            });
+        }
+        if self.limits.max_connections == 0 {
+            return Err(ConfigError::Invalid { field: "limits.max_connections", message: "must be at least 1".into() });
+        }
+        Ok(())
+    }
+
+    /// The state dir to use: configured, else systemd's `$STATE_DIRECTORY`,
+    /// else `$XDG_STATE_HOME/tailops`, else `~/.local/state/tailops`.
+    pub fn effective_state_dir(&self) -> PathBuf {
+        if let Some(d) = &self.state_dir {
+            return d.clone();
+        }
+        if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+            // systemd may pass several, colon-separated; the first is ours.
+            let first = d.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+            return PathBuf::from(first);
+        }
+        if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+            return PathBuf::from(d).join("tailops");
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib"));
+        home.join(".local/state/tailops")
+    }
+
+    /// The auth key: `TS_AUTHKEY` / `TS_AUTH_KEY`, else the first line of
+    /// `authkey_file`, else none (interactive login).
+    pub fn auth_key(&self) -> Result<Option<String>, ConfigError> {
+        for var in ["TS_AUTHKEY", "TS_AUTH_KEY"] {
+            if let Ok(v) = std::env::var(var) {
+                let v = v.trim().to_string();
+                if !v.is_empty() {
+                    return Ok(Some(v));
+                }
+            }
+        }
+        if let Some(path) = &self.authkey_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::AuthKey { path: path.clone(), source })?;
+            let key = text.lines().next().unwrap_or_default().trim().to_string();
+            if key.is_empty() {
+                return Err(ConfigError::AuthKey {
+                    path: path.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, "file is empty"),
+                });
+            }
+            return Ok(Some(key));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tailops.toml");
+        std::fs::write(&path, "hostname = \"fromfile\"\nport = 8080\n[limits]\nmax_connections = 3\n").expect("write");
+        let cfg = Config::load(Some(&path), Overrides { hostname: Some("fromflag".into()), ..Default::default() })
+            .expect("load");
+        assert_eq!(cfg.hostname, "fromflag");
+        assert_eq!(cfg.port, 8080);
+        assert_eq!(cfg.limits.max_connections, 3);
+        assert_eq!(cfg.limits.whois_timeout_secs, 5);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tailops.toml");
+        std::fs::write(&path, "hostnme = \"typo\"\n").expect("write");
+        let err = Config::load(Some(&path), Overrides::default()).expect_err("typo must fail");
+        assert!(err.to_string().contains("hostnme"), "{err}");
+
+        let err = Config::load(None, Overrides { hostname: Some("bad_name".into()), ..Default::default() })
+            .expect_err("underscore");
+        assert!(err.to_string().contains("hostname"), "{err}");
+
+        let err = Config::load(None, Overrides { advertise_tags: Some(vec!["prod".into()]), ..Default::default() })
+            .expect_err("tag without prefix");
+        assert!(err.to_string().contains("tag:name"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/tailops.toml")), Overrides::default()).expect_err("missing");
+        assert!(matches!(err, ConfigError::Read { .. }));
+    }
+}

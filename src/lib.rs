@@ -1,0 +1,18 @@
+//! tailops: operate a Linux host over MCP, reachable only on your tailnet.
+//!
+//! Module map (one concern each):
+//! - [`tailnet`]: the embedded tailnet node (safe API over libtailscale-sys)
+//! - [`config`]: settings from file, environment and flags
+//! - [`auth`]: caller identity
+//! - [`http`]: the router and the tailnet accept loop
+//! - [`server`]: `tailops serve` put together
+//! - [`shutdown`]: graceful stop on SIGINT/SIGTERM
+//! - [`telemetry`]: logging set-up
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod server;
+pub mod shutdown;
+pub mod tailnet;
+pub mod telemetry;
