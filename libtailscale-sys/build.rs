@@ -16,6 +16,20 @@ use std::process::Command;
 
 const MIN_GO: (u32, u32, u32) = (1, 26, 6);
 
+/// Build tags. `netgo,osusergo`: no libc resolver. The `ts_omit_*` tags
+/// drop tailscale features a headless server node must not have:
+/// - `peerapiserver`: in netstack mode the peer API opens a real kernel
+///   TCP listener on *all* host interfaces (a placeholder that netstack
+///   shadows). It refuses non-tailnet peers, but it is still a port open
+///   outside the tailnet; our e2e test found it. We use no peer API feature.
+/// - `portmapper`: UPnP/NAT-PMP/PCP probes of the LAN gateway.
+/// - `captiveportal`: HTTP probes to detect captive portals.
+/// - `ssh`, `taildrop`, `drive`, `webclient`, `clientupdate`, `wakeonlan`,
+///   `relayserver`, `tap`: features of a full client we do not expose.
+const GO_TAGS: &str = "netgo,osusergo,ts_omit_peerapiserver,ts_omit_portmapper,ts_omit_captiveportal,\
+ts_omit_ssh,ts_omit_taildrop,ts_omit_drive,ts_omit_webclient,ts_omit_clientupdate,ts_omit_wakeonlan,\
+ts_omit_relayserver,ts_omit_tap";
+
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
@@ -35,14 +49,22 @@ fn main() {
         .env("CGO_ENABLED", "1")
         .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-mod=readonly -buildvcs=false")
-        .args(["build", "-buildmode=c-archive", "-trimpath", "-tags", "netgo,osusergo"])
+        .args([
+            "build",
+            "-buildmode=c-archive",
+            "-trimpath",
+            "-tags",
+            GO_TAGS,
+        ])
         .arg("-o")
         .arg(&archive)
         .arg(".")
         .status()
         .unwrap_or_else(|e| fail(&format!("could not run `{go} build`: {e}")));
     if !status.success() {
-        fail("`go build -buildmode=c-archive` of libtailscale-sys/go failed (see the output above)");
+        fail(
+            "`go build -buildmode=c-archive` of libtailscale-sys/go failed (see the output above)",
+        );
     }
 
     println!("cargo:rustc-link-search=native={}", out.display());
@@ -54,7 +76,12 @@ fn main() {
 
 fn check_go_version(go: &str) {
     let want = format!("{}.{}.{}", MIN_GO.0, MIN_GO.1, MIN_GO.2);
-    let output = match Command::new(go).arg("env").arg("GOVERSION").env("GOTOOLCHAIN", "local").output() {
+    let output = match Command::new(go)
+        .arg("env")
+        .arg("GOVERSION")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+    {
         Ok(o) if o.status.success() => o,
         _ => fail(&format!(
             "libtailscale-sys needs Go >= {want} on PATH (or in $GO) to build the tsnet shim; install it from your distribution or go.dev/dl"

@@ -55,7 +55,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_connections: 512, whois_timeout_secs: 5, header_read_timeout_secs: 30, shutdown_grace_secs: 10 }
+        Self {
+            max_connections: 512,
+            whois_timeout_secs: 5,
+            header_read_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+        }
     }
 }
 
@@ -94,13 +99,22 @@ pub struct Overrides {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is invalid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid setting {field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("cannot read auth key file {path}: {source}")]
-    AuthKey { path: PathBuf, source: std::io::Error },
+    AuthKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Config {
@@ -109,10 +123,14 @@ impl Config {
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
         let mut cfg = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-                toml::from_str::<Config>(&text)
-                    .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
             }
             None => Config::default(),
         };
@@ -158,7 +176,9 @@ impl Config {
         if !label_ok {
             return Err(ConfigError::Invalid {
                 field: "hostname",
-                message: format!("{h:?} is not a DNS label (1-63 of a-z, 0-9, '-', not starting or ending with '-')"),
+                message: format!(
+                    "{h:?} is not a DNS label (1-63 of a-z, 0-9, '-', not starting or ending with '-')"
+                ),
             });
         }
         for t in &self.advertise_tags {
@@ -170,16 +190,25 @@ impl Config {
             }
         }
         if self.port == 0 {
-            return Err(ConfigError::Invalid { field: "port", message: "must be 1-65535".into() });
+            return Err(ConfigError::Invalid {
+                field: "port",
+                message: "must be 1-65535".into(),
+            });
         }
         if !self.capability.contains('/') || self.capability.starts_with('/') {
             return Err(ConfigError::Invalid {
                 field: "capability",
-                message: format!("{:?} must be in domain/path form, e.g. {DEFAULT_CAPABILITY}", self.capability),
+                message: format!(
+                    "{:?} must be in domain/path form, e.g. {DEFAULT_CAPABILITY}",
+                    self.capability
+                ),
             });
         }
         if self.limits.max_connections == 0 {
-            return Err(ConfigError::Invalid { field: "limits.max_connections", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                field: "limits.max_connections",
+                message: "must be at least 1".into(),
+            });
         }
         Ok(())
     }
@@ -192,13 +221,20 @@ impl Config {
         }
         if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
             // systemd may pass several, colon-separated; the first is ours.
-            let first = d.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+            let first = d
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             return PathBuf::from(first);
         }
         if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
             return PathBuf::from(d).join("tailops");
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib"));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/lib"));
         home.join(".local/state/tailops")
     }
 
@@ -214,8 +250,10 @@ impl Config {
             }
         }
         if let Some(path) = &self.authkey_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::AuthKey { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::AuthKey {
+                path: path.clone(),
+                source,
+            })?;
             let key = text.lines().next().unwrap_or_default().trim().to_string();
             if key.is_empty() {
                 return Err(ConfigError::AuthKey {
@@ -237,9 +275,19 @@ mod tests {
     fn flags_override_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tailops.toml");
-        std::fs::write(&path, "hostname = \"fromfile\"\nport = 8080\n[limits]\nmax_connections = 3\n").expect("write");
-        let cfg = Config::load(Some(&path), Overrides { hostname: Some("fromflag".into()), ..Default::default() })
-            .expect("load");
+        std::fs::write(
+            &path,
+            "hostname = \"fromfile\"\nport = 8080\n[limits]\nmax_connections = 3\n",
+        )
+        .expect("write");
+        let cfg = Config::load(
+            Some(&path),
+            Overrides {
+                hostname: Some("fromflag".into()),
+                ..Default::default()
+            },
+        )
+        .expect("load");
         assert_eq!(cfg.hostname, "fromflag");
         assert_eq!(cfg.port, 8080);
         assert_eq!(cfg.limits.max_connections, 3);
@@ -254,18 +302,34 @@ mod tests {
         let err = Config::load(Some(&path), Overrides::default()).expect_err("typo must fail");
         assert!(err.to_string().contains("hostnme"), "{err}");
 
-        let err = Config::load(None, Overrides { hostname: Some("bad_name".into()), ..Default::default() })
-            .expect_err("underscore");
+        let err = Config::load(
+            None,
+            Overrides {
+                hostname: Some("bad_name".into()),
+                ..Default::default()
+            },
+        )
+        .expect_err("underscore");
         assert!(err.to_string().contains("hostname"), "{err}");
 
-        let err = Config::load(None, Overrides { advertise_tags: Some(vec!["prod".into()]), ..Default::default() })
-            .expect_err("tag without prefix");
+        let err = Config::load(
+            None,
+            Overrides {
+                advertise_tags: Some(vec!["prod".into()]),
+                ..Default::default()
+            },
+        )
+        .expect_err("tag without prefix");
         assert!(err.to_string().contains("tag:name"), "{err}");
     }
 
     #[test]
     fn missing_explicit_file_is_an_error() {
-        let err = Config::load(Some(Path::new("/nonexistent/tailops.toml")), Overrides::default()).expect_err("missing");
+        let err = Config::load(
+            Some(Path::new("/nonexistent/tailops.toml")),
+            Overrides::default(),
+        )
+        .expect_err("missing");
         assert!(matches!(err, ConfigError::Read { .. }));
     }
 }

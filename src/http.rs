@@ -58,7 +58,12 @@ pub fn router(state: AppState) -> Router {
 /// deny by default.
 async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(conn) = req.extensions().get::<ConnInfo>().cloned() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "request without connection info", "");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "request without connection info",
+            "",
+        );
     };
     let timeout = Duration::from_secs(state.limits.whois_timeout_secs);
     let looked_up = conn
@@ -87,7 +92,11 @@ async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -
 
 /// One JSON error shape for HTTP-level refusals.
 pub fn error(status: StatusCode, category: &str, message: &str, hint: &str) -> Response {
-    (status, Json(json!({ "error": { "category": category, "message": message, "hint": hint } }))).into_response()
+    (
+        status,
+        Json(json!({ "error": { "category": category, "message": message, "hint": hint } })),
+    )
+        .into_response()
 }
 
 /// `GET /whoami`: the caller's identity as the tailnet reports it.
@@ -142,16 +151,23 @@ pub async fn serve(listener: Listener, app: Router, limits: &Limits, shutdown: C
                 // EMFILE and friends: back off instead of spinning.
                 accept_errors += 1;
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(accept_errors.min(20)))).await;
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(accept_errors.min(20))))
+                    .await;
                 continue;
             }
         };
-        let info = ConnInfo { remote, identity: Arc::new(OnceCell::new()) };
-        let svc = app.clone().map_request(move |mut req: Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(info.clone());
-            req
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
+        let info = ConnInfo {
+            remote,
+            identity: Arc::new(OnceCell::new()),
+        };
+        let svc = app
+            .clone()
+            .map_request(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(info.clone());
+                req
+            });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -161,7 +177,13 @@ pub async fn serve(listener: Listener, app: Router, limits: &Limits, shutdown: C
         });
     }
     let grace = Duration::from_secs(limits.shutdown_grace_secs);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the grace period; dropping them");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "connections still open after the grace period; dropping them"
+        );
     }
 }

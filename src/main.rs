@@ -12,7 +12,11 @@ use tailops::config::{Config, Overrides};
 use tailops::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "tailops", version, about = "Operate a Linux host over MCP, reachable only on your tailnet")]
+#[command(
+    name = "tailops",
+    version,
+    about = "Operate a Linux host over MCP, reachable only on your tailnet"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, env = "TAILOPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -94,7 +98,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tailscale_verbose: args.tailscale_verbose,
     };
     let cfg = Config::load(args.config.as_deref(), overrides)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let shutdown = tailops::shutdown::on_signals()?;
         tailops::server::run(cfg, shutdown).await

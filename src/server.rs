@@ -38,7 +38,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
 
     let node = tokio::select! {
         n = builder.start() => n.context("joining the tailnet")?,
-        _ = shutdown.cancelled() => anyhow::bail!("stopped before the node came up"),
+        _ = shutdown.cancelled() => {
+            // Dropping the start future closes the half-started node.
+            tracing::info!("stopped before the node joined the tailnet");
+            return Ok(());
+        }
     };
     let info = node.info().clone();
     let listener = match node.listen(&format!(":{}", cfg.port)) {
@@ -61,7 +65,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         "tailops is serving on the tailnet only"
     );
 
-    let state = AppState { node: node.clone(), limits: cfg.limits.clone(), started: Instant::now() };
+    let state = AppState {
+        node: node.clone(),
+        limits: cfg.limits.clone(),
+        started: Instant::now(),
+    };
     http::serve(listener, http::router(state), &cfg.limits, shutdown).await;
 
     node.close().await.context("closing the tailnet node")?;

@@ -59,6 +59,12 @@ func init() {
 type node struct {
 	s *tsnet.Server
 
+	// ctx is cancelled by tailscale_close, so a blocking call in flight
+	// (up waiting for a login, a dial) returns at once instead of at its
+	// timeout.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
 	lastErr string
 	logFile *os.File
@@ -104,7 +110,8 @@ func tailscale_new() C.int {
 	defer nodesMu.Unlock()
 	id := nextID
 	nextID++
-	n := &node{s: &tsnet.Server{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{s: &tsnet.Server{}, ctx: ctx, cancel: cancel}
 	n.s.Logf = func(format string, args ...any) { n.logLine('D', format, args...) }
 	n.s.UserLogf = func(format string, args ...any) { n.logLine('U', format, args...) }
 	nodes[id] = n
@@ -215,11 +222,11 @@ type upInfo struct {
 	CertDomains    []string `json:"cert_domains"`
 }
 
-func timeoutCtx(ms C.int) (context.Context, context.CancelFunc) {
+func (n *node) timeoutCtx(ms C.int) (context.Context, context.CancelFunc) {
 	if ms <= 0 {
 		ms = 60_000
 	}
-	return context.WithTimeout(context.Background(), time.Duration(ms)*time.Millisecond)
+	return context.WithTimeout(n.ctx, time.Duration(ms)*time.Millisecond)
 }
 
 // tailscale_up starts the node and waits (at most timeout_ms) until it is
@@ -232,10 +239,13 @@ func tailscale_up(sd C.int, timeoutMs C.int, out **C.char) C.int {
 	if n == nil {
 		return C.int(-int(syscall.EBADF))
 	}
-	ctx, cancel := timeoutCtx(timeoutMs)
+	ctx, cancel := n.timeoutCtx(timeoutMs)
 	defer cancel()
 	st, err := n.s.Up(ctx)
 	if err != nil {
+		if n.ctx.Err() != nil {
+			return n.fail(errors.New("node closed while waiting for it to come up"))
+		}
 		if ctx.Err() != nil {
 			return n.fail(fmt.Errorf("timed out after %d ms waiting for the node to reach Running (state: %s): %w", int(timeoutMs), backendState(n.s), err))
 		}
@@ -298,6 +308,7 @@ func tailscale_close(sd C.int) C.int {
 	if n == nil {
 		return C.int(-int(syscall.EBADF))
 	}
+	n.cancel()
 	err := n.s.Close()
 	n.mu.Lock()
 	if n.logFile != nil {
@@ -509,7 +520,7 @@ func tailscale_dial(sd C.int, network, addr *C.char, timeoutMs C.int, connOut *C
 	if n == nil {
 		return C.int(-int(syscall.EBADF))
 	}
-	ctx, cancel := timeoutCtx(timeoutMs)
+	ctx, cancel := n.timeoutCtx(timeoutMs)
 	defer cancel()
 	conn, err := n.s.Dial(ctx, C.GoString(network), C.GoString(addr))
 	if err != nil {
@@ -551,7 +562,7 @@ func tailscale_whois(sd C.int, remoteAddr *C.char, timeoutMs C.int, out **C.char
 	if err != nil {
 		return n.fail(err)
 	}
-	ctx, cancel := timeoutCtx(timeoutMs)
+	ctx, cancel := n.timeoutCtx(timeoutMs)
 	defer cancel()
 	res, err := lc.WhoIs(ctx, C.GoString(remoteAddr))
 	if err != nil {
@@ -647,7 +658,7 @@ func tailscale_status(sd C.int, timeoutMs C.int, out **C.char) C.int {
 	if err != nil {
 		return n.fail(err)
 	}
-	ctx, cancel := timeoutCtx(timeoutMs)
+	ctx, cancel := n.timeoutCtx(timeoutMs)
 	defer cancel()
 	st, err := lc.Status(ctx)
 	if err != nil {

@@ -25,7 +25,9 @@ pub fn install() -> io::Result<usize> {
     for &sig in SERVER_SIGNALS {
         // Registering once installs the process-wide handler; the stream
         // itself is not needed here.
-        drop(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(sig))?);
+        drop(tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::from_raw(sig),
+        )?);
     }
     fix_go_signal_handlers()
 }
@@ -76,5 +78,7 @@ pub fn handler_lacks_onstack(sig: i32) -> bool {
     }
     // SAFETY: initialised by the successful call.
     let action = unsafe { current.assume_init() };
-    action.sa_sigaction != libc::SIG_DFL && action.sa_sigaction != libc::SIG_IGN && action.sa_flags & libc::SA_ONSTACK == 0
+    action.sa_sigaction != libc::SIG_DFL
+        && action.sa_sigaction != libc::SIG_IGN
+        && action.sa_flags & libc::SA_ONSTACK == 0
 }

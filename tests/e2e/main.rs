@@ -1,0 +1,7 @@
+//! End-to-end tests: one binary (it links the whole Go archive once).
+//! Modules are grouped by what they prove.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod tailnet;

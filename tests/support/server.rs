@@ -1,0 +1,201 @@
+//! `tailops serve` as a real child process joined to a test tailnet.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a node may take to come up on loopback.
+pub const UP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct ServerProcess {
+    child: Child,
+    pub dns_name: String,
+    pub ips: Vec<String>,
+    /// Every JSON log line seen so far (stderr).
+    lines: mpsc::Receiver<Value>,
+    pub seen: Vec<Value>,
+}
+
+pub struct ServeOpts<'a> {
+    pub hostname: &'a str,
+    pub control_url: &'a str,
+    pub state_dir: &'a Path,
+    pub auth_key: Option<&'a str>,
+    pub tags: Option<&'a str>,
+    pub ephemeral: bool,
+    pub extra_args: Vec<String>,
+}
+
+impl ServerProcess {
+    pub fn bin() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_tailops"))
+    }
+
+    /// Spawns and waits until the server logs that it is serving.
+    pub fn start(o: ServeOpts<'_>) -> Self {
+        let mut sp = Self::spawn(o);
+        sp.wait_ready();
+        sp
+    }
+
+    /// Spawns without waiting for readiness.
+    pub fn spawn(o: ServeOpts<'_>) -> Self {
+        let mut cmd = Command::new(Self::bin());
+        cmd.args([
+            "--log-format",
+            "json",
+            "serve",
+            "--hostname",
+            o.hostname,
+            "--control-url",
+            o.control_url,
+        ])
+        .arg("--state-dir")
+        .arg(o.state_dir)
+        .args(&o.extra_args)
+        .env("TS_DEBUG_USE_DERP_HTTP", "1")
+        .env("RUST_LOG", "info")
+        .env_remove("TS_AUTHKEY")
+        .env_remove("TS_AUTH_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        if let Some(k) = o.auth_key {
+            cmd.env("TS_AUTHKEY", k);
+        }
+        if let Some(t) = o.tags {
+            cmd.args(["--advertise-tags", t]);
+        }
+        if o.ephemeral {
+            cmd.arg("--ephemeral");
+        }
+        let mut child = cmd.spawn().expect("spawn tailops serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let v = serde_json::from_str::<Value>(&line)
+                    .unwrap_or_else(|_| Value::String(line.clone()));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        ServerProcess {
+            child,
+            dns_name: String::new(),
+            ips: Vec::new(),
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the "serving" log line and records the node's name and IPs.
+    pub fn wait_ready(&mut self) {
+        let ready = self.wait_for_log(|v| v.get("dns_name").is_some(), UP_TIMEOUT);
+        self.dns_name = ready["dns_name"].as_str().expect("dns_name").to_string();
+        let ips = ready["ips"].as_str().unwrap_or_default();
+        self.ips = ips
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for a log line matching `pred`; panics with everything seen
+    /// on timeout or when the process exits first.
+    pub fn wait_for_log(&mut self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(_) => panic!(
+                    "tailops serve: expected log line not seen (exit: {:?}); log so far:\n{}",
+                    self.child.try_wait().ok().flatten(),
+                    self.seen
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid"),
+            rustix::process::Signal::TERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                // Drain the rest of the log for assertions.
+                while let Ok(v) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                    self.seen.push(v);
+                }
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tailops serve did not exit within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Number of open fds of the server process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Socket inodes of the server process (from /proc/PID/fd).
+    pub fn socket_inodes(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{}/fd", self.pid())) {
+            for e in dir.flatten() {
+                if let Ok(target) = std::fs::read_link(e.path()) {
+                    let t = target.to_string_lossy();
+                    if let Some(n) = t
+                        .strip_prefix("socket:[")
+                        .and_then(|s| s.strip_suffix(']'))
+                        .and_then(|s| s.parse().ok())
+                    {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
