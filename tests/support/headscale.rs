@@ -318,3 +318,9 @@ logtail:
         self.cli_json(&["nodes", "list"])
     }
 }
+
+impl Headscale {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
