@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::auth::policy::PolicyConfig;
+use crate::auth::ratelimit::RateConfig;
+use crate::auth::scopes::{Role, Scope};
+
 /// Default app-capability name carried by ACL grants for tailops.
 pub const DEFAULT_CAPABILITY: &str = "tailops.dev/cap/tailops";
 
@@ -35,8 +39,74 @@ pub struct Config {
     pub tailscale_verbose: bool,
     /// App capability whose grant values carry tailops roles/scopes.
     pub capability: String,
+    /// Remove every writing tool, whatever the grants say.
+    pub read_only: bool,
     /// Connection and request limits.
     pub limits: Limits,
+    /// Local policy (users, groups, tags → roles/scopes).
+    pub policy: PolicyConfig,
+    /// Identity used by `--stdio` and `--dev-listen` (no tailnet there).
+    pub local: LocalPrincipal,
+    /// Audit log settings.
+    pub audit: AuditSettings,
+}
+
+/// The fixed principal of local modes (stdio, dev-listen).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalPrincipal {
+    /// Shown as `local:<name>` in whoami and the audit log.
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub scopes: Vec<Scope>,
+}
+
+impl Default for LocalPrincipal {
+    fn default() -> Self {
+        Self {
+            name: "local".into(),
+            roles: vec![Role::Viewer],
+            scopes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    Always,
+    Interval,
+    Never,
+}
+
+/// `[audit]`: the hash-chained JSONL audit log.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Log file; default `<state_dir>/audit.jsonl`.
+    pub path: Option<PathBuf>,
+    /// `always` (fsync each record), `interval`, or `never`.
+    pub fsync: FsyncMode,
+    pub fsync_interval_ms: u64,
+    /// Rotate when the file would exceed this many bytes.
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    pub keep: usize,
+    /// Records queued for the writer before `record()` refuses.
+    pub queue: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            path: None,
+            fsync: FsyncMode::Interval,
+            fsync_interval_ms: 1000,
+            max_bytes: 64 << 20,
+            keep: 10,
+            queue: 4096,
+        }
+    }
 }
 
 /// Explicit bounds for the HTTP side; all documented in the README.
@@ -51,6 +121,16 @@ pub struct Limits {
     pub header_read_timeout_secs: u64,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Largest MCP request body accepted, in bytes.
+    pub max_request_body_bytes: usize,
+    /// Open MCP sessions one principal may hold.
+    pub max_sessions_per_principal: usize,
+    /// An MCP session idle this long is closed.
+    pub session_idle_secs: u64,
+    /// A tool call running longer than this is abandoned (`timeout`).
+    pub tool_timeout_secs: u64,
+    /// Per-principal rate limits.
+    pub rate: RateConfig,
 }
 
 impl Default for Limits {
@@ -60,6 +140,11 @@ impl Default for Limits {
             whois_timeout_secs: 5,
             header_read_timeout_secs: 30,
             shutdown_grace_secs: 10,
+            max_request_body_bytes: 1 << 20,
+            max_sessions_per_principal: 16,
+            session_idle_secs: 600,
+            tool_timeout_secs: 60,
+            rate: RateConfig::default(),
         }
     }
 }
@@ -77,7 +162,11 @@ impl Default for Config {
             up_timeout_secs: 300,
             tailscale_verbose: false,
             capability: DEFAULT_CAPABILITY.into(),
+            read_only: false,
             limits: Limits::default(),
+            policy: PolicyConfig::default(),
+            local: LocalPrincipal::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -94,6 +183,8 @@ pub struct Overrides {
     pub authkey_file: Option<PathBuf>,
     pub port: Option<u16>,
     pub tailscale_verbose: Option<bool>,
+    pub read_only: Option<bool>,
+    pub audit_path: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +255,12 @@ impl Config {
         if let Some(v) = o.tailscale_verbose {
             self.tailscale_verbose = v;
         }
+        if let Some(v) = o.read_only {
+            self.read_only = v;
+        }
+        if let Some(v) = o.audit_path {
+            self.audit.path = Some(v);
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -204,6 +301,59 @@ impl Config {
                 ),
             });
         }
+        self.limits
+            .rate
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                field: "limits.rate",
+                message,
+            })?;
+        for (field, v) in [
+            (
+                "limits.max_sessions_per_principal",
+                self.limits.max_sessions_per_principal,
+            ),
+            (
+                "limits.max_request_body_bytes",
+                self.limits.max_request_body_bytes,
+            ),
+            ("audit.queue", self.audit.queue),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.audit.max_bytes < 4096 {
+            return Err(ConfigError::Invalid {
+                field: "audit.max_bytes",
+                message: "must be at least 4096".into(),
+            });
+        }
+        if self.local.name.is_empty()
+            || self
+                .local
+                .name
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(ConfigError::Invalid {
+                field: "local.name",
+                message: "must be a non-empty word".into(),
+            });
+        }
+        for rule in &self.policy.rules {
+            for g in &rule.groups {
+                if !self.policy.groups.contains_key(g) {
+                    return Err(ConfigError::Invalid {
+                        field: "policy.rules.groups",
+                        message: format!("group {g:?} is not defined in [policy.groups]"),
+                    });
+                }
+            }
+        }
         if self.limits.max_connections == 0 {
             return Err(ConfigError::Invalid {
                 field: "limits.max_connections",
@@ -236,6 +386,14 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/var/lib"));
         home.join(".local/state/tailops")
+    }
+
+    /// The audit log path: configured, else `<state dir>/audit.jsonl`.
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit
+            .path
+            .clone()
+            .unwrap_or_else(|| self.effective_state_dir().join("audit.jsonl"))
     }
 
     /// The auth key: `TS_AUTHKEY` / `TS_AUTH_KEY`, else the first line of

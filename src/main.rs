@@ -30,10 +30,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Join the tailnet and serve on it.
+    /// Join the tailnet and serve MCP on it (or on stdio / loopback for local use).
     Serve(ServeArgs),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of audit files, oldest first
+    /// (e.g. audit.jsonl.2 audit.jsonl.1 audit.jsonl). Exit 0 when intact,
+    /// 1 with the first broken or missing record otherwise.
+    Verify {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -65,6 +79,19 @@ struct ServeArgs {
     /// Forward tailscale's backend logs (at debug level).
     #[arg(long, env = "TAILOPS_TAILSCALE_VERBOSE", num_args = 0..=1, default_missing_value = "true")]
     tailscale_verbose: Option<bool>,
+    /// Remove every writing tool.
+    #[arg(long, env = "TAILOPS_READ_ONLY", num_args = 0..=1, default_missing_value = "true")]
+    read_only: Option<bool>,
+    /// Audit log file (default: <state-dir>/audit.jsonl).
+    #[arg(long, env = "TAILOPS_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
+    /// DEV MODE: serve HTTP on this loopback address instead of the tailnet,
+    /// every caller being the [local] principal of the config.
+    #[arg(long, env = "TAILOPS_DEV_LISTEN", conflicts_with = "stdio")]
+    dev_listen: Option<std::net::SocketAddr>,
+    /// Serve MCP over stdin/stdout for a local client ([local] principal).
+    #[arg(long)]
+    stdio: bool,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +110,38 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Audit(AuditCommand::Verify { files }) => audit_verify(&files),
+    }
+}
+
+fn audit_verify(files: &[PathBuf]) -> ExitCode {
+    match tailops::audit::verify(files) {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            if report.ok {
+                eprintln!("audit chain intact: {} records", report.records);
+                ExitCode::SUCCESS
+            } else {
+                if let Some(p) = &report.first_problem {
+                    eprintln!(
+                        "audit chain BROKEN at {}:{} (seq {:?}): {} — {}",
+                        p.file.display(),
+                        p.line,
+                        p.seq,
+                        p.reason,
+                        p.detail
+                    );
+                }
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("tailops audit verify: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -96,6 +155,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         authkey_file: args.authkey_file,
         port: args.port,
         tailscale_verbose: args.tailscale_verbose,
+        read_only: args.read_only,
+        audit_path: args.audit_log,
+    };
+    let mode = match (args.dev_listen, args.stdio) {
+        (Some(addr), _) => tailops::server::Mode::DevListen(addr),
+        (None, true) => tailops::server::Mode::Stdio,
+        (None, false) => tailops::server::Mode::Tailnet,
     };
     let cfg = Config::load(args.config.as_deref(), overrides)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -103,6 +169,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let shutdown = tailops::shutdown::on_signals()?;
-        tailops::server::run(cfg, shutdown).await
+        tailops::server::run(cfg, mode, shutdown).await
     })
 }

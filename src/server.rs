@@ -1,20 +1,89 @@
-//! `tailops serve`: join the tailnet, serve HTTP on the tailnet listener
-//! only, stop gracefully.
+//! `tailops serve`: the three ways to serve the same MCP tools.
+//!
+//! - tailnet (default): join the tailnet, serve HTTP on the tailnet listener
+//!   only; callers identified by WhoIs.
+//! - `--dev-listen 127.0.0.1:PORT`: HTTP on loopback TCP, no tailnet, the
+//!   fixed `[local]` principal. Refuses non-loopback addresses. Loud.
+//! - `--stdio`: MCP over stdin/stdout for a local client, `[local]` principal.
 
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::audit::{self, AuditConfig, AuditLog, Event, FsyncPolicy};
+use crate::config::{Config, FsyncMode};
+use crate::http::{self, IdentitySource};
+use crate::mcp::{Spine, TailopsServer};
 use crate::tailnet::Node;
 
-/// Runs the server until `shutdown` is cancelled. The node is always closed
-/// on the way out (an ephemeral node logs out).
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// How to serve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Tailnet,
+    DevListen(SocketAddr),
+    Stdio,
+}
+
+/// Opens the audit log from config (the caller closes it).
+pub async fn open_audit(cfg: &Config) -> anyhow::Result<AuditLog> {
+    let a = &cfg.audit;
+    let fsync = match a.fsync {
+        FsyncMode::Always => FsyncPolicy::Always,
+        FsyncMode::Interval => FsyncPolicy::Interval(Duration::from_millis(a.fsync_interval_ms)),
+        FsyncMode::Never => FsyncPolicy::Never,
+    };
+    let path = cfg.audit_path();
+    let (log, _task) = AuditLog::start(AuditConfig {
+        path: path.clone(),
+        fsync,
+        max_bytes: a.max_bytes,
+        keep: a.keep,
+        queue: a.queue,
+    })
+    .await
+    .with_context(|| format!("opening the audit log {}", path.display()))?;
+    Ok(log)
+}
+
+fn lifecycle(audit: &AuditLog, event: &str, detail: serde_json::Value) {
+    let mut d = serde_json::json!({ "event": event, "version": env!("CARGO_PKG_VERSION") });
+    if let (Some(obj), Some(extra)) = (d.as_object_mut(), detail.as_object()) {
+        obj.extend(extra.clone());
+    }
+    let _ = audit.record(Event {
+        kind: audit::kind::LIFECYCLE.into(),
+        detail: Some(d),
+        ..Default::default()
+    });
+}
+
+/// Runs the server until `shutdown` is cancelled.
+pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow::Result<()> {
+    TailopsServer::check_registry().map_err(anyhow::Error::msg)?;
+    let cfg = Arc::new(cfg);
+    if mode != Mode::Stdio {
+        create_private_dir(&cfg.effective_state_dir())?;
+    }
+    let audit = open_audit(&cfg).await?;
+    let result = match mode.clone() {
+        Mode::Tailnet => run_tailnet(cfg.clone(), audit.clone(), shutdown).await,
+        Mode::DevListen(addr) => run_dev(cfg.clone(), audit.clone(), addr, shutdown).await,
+        Mode::Stdio => run_stdio(cfg.clone(), audit.clone(), shutdown).await,
+    };
+    lifecycle(&audit, "stop", serde_json::json!({}));
+    audit.close().await;
+    result
+}
+
+async fn run_tailnet(
+    cfg: Arc<Config>,
+    audit: AuditLog,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let state_dir = cfg.effective_state_dir();
-    create_private_dir(&state_dir)?;
     let auth_key = cfg.auth_key()?;
     if auth_key.is_none() {
         tracing::info!(
@@ -22,7 +91,6 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             "no auth key (TS_AUTHKEY or authkey_file); if this node is not logged in yet, a login URL follows"
         );
     }
-
     let mut builder = Node::builder(&cfg.hostname)
         .state_dir(&state_dir)
         .ephemeral(cfg.ephemeral)
@@ -35,7 +103,6 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     if let Some(u) = cfg.control_url.as_deref().filter(|u| !u.is_empty()) {
         builder = builder.control_url(u);
     }
-
     let node = tokio::select! {
         n = builder.start() => n.context("joining the tailnet")?,
         _ = shutdown.cancelled() => {
@@ -53,10 +120,20 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         }
     };
     let url = if cfg.port == 80 {
-        format!("http://{}/", info.dns_name)
+        format!("http://{}/mcp", info.dns_name)
     } else {
-        format!("http://{}:{}/", info.dns_name, cfg.port)
+        format!("http://{}:{}/mcp", info.dns_name, cfg.port)
     };
+    let mut names = vec![info.dns_name.clone(), info.hostname.clone()];
+    if let Some(short) = info.dns_name.split('.').next() {
+        names.push(short.to_string());
+    }
+    names.extend(info.ips.iter().map(|ip| ip.to_string()));
+    lifecycle(
+        &audit,
+        "start",
+        serde_json::json!({ "mode": "tailnet", "node": info.dns_name }),
+    );
     tracing::info!(
         dns_name = %info.dns_name,
         ips = ?info.ips,
@@ -64,17 +141,103 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         url = %url,
         "tailops is serving on the tailnet only"
     );
-
-    let state = AppState {
-        node: node.clone(),
-        limits: cfg.limits.clone(),
-        started: Instant::now(),
-    };
-    http::serve(listener, http::router(state), &cfg.limits, shutdown).await;
-
+    let spine = Arc::new(Spine::new(cfg.clone(), audit, info.dns_name.clone()));
+    let app = http::router(
+        spine.clone(),
+        IdentitySource::Tailnet(node.clone()),
+        &names,
+        cfg.port,
+        shutdown.clone(),
+    );
+    let housekeeping = spawn_housekeeping(spine, shutdown.clone());
+    http::serve(listener, app, &cfg.limits, shutdown).await;
+    housekeeping.abort();
     node.close().await.context("closing the tailnet node")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn run_dev(
+    cfg: Arc<Config>,
+    audit: AuditLog,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "--dev-listen only accepts a loopback address (127.0.0.1:PORT or [::1]:PORT), not {addr}"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::warn!(
+        addr = %local,
+        principal = %format!("local:{}", cfg.local.name),
+        "DEV MODE: serving on loopback TCP without the tailnet; every caller is the [local] principal. Not for production."
+    );
+    lifecycle(
+        &audit,
+        "start",
+        serde_json::json!({ "mode": "dev-listen", "addr": local.to_string() }),
+    );
+    let names = vec!["localhost".to_string(), local.ip().to_string()];
+    let spine = Arc::new(Spine::new(
+        cfg.clone(),
+        audit,
+        format!("dev-listen {local}"),
+    ));
+    let app = http::router(
+        spine.clone(),
+        IdentitySource::Local,
+        &names,
+        local.port(),
+        shutdown.clone(),
+    );
+    tracing::info!(url = %format!("http://{local}/mcp"), listen_addr = %local, "tailops dev server ready");
+    let housekeeping = spawn_housekeeping(spine, shutdown.clone());
+    http::serve(listener, app, &cfg.limits, shutdown).await;
+    housekeeping.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn run_stdio(
+    cfg: Arc<Config>,
+    audit: AuditLog,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    lifecycle(&audit, "start", serde_json::json!({ "mode": "stdio" }));
+    let spine = Arc::new(Spine::new(cfg.clone(), audit, "stdio".into()));
+    let caller = http::local_caller(&cfg, SocketAddr::from(([127, 0, 0, 1], 0)));
+    let server = TailopsServer::new(spine, Some(caller));
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("starting the stdio MCP server")?;
+    let ct = running.cancellation_token();
+    tokio::select! {
+        r = running.waiting() => { r.context("stdio MCP server")?; }
+        _ = shutdown.cancelled() => { ct.cancel(); }
+    }
+    Ok(())
+}
+
+fn spawn_housekeeping(
+    spine: Arc<Spine>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => spine.limiter.housekeep(),
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    })
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

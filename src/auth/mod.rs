@@ -1,4 +1,13 @@
-//! Who may do what: identity from the tailnet (`identity`), and in later
-//! steps policy (grants, app caps, local policy → scopes) and OAuth.
+//! Who may do what, one file per concern:
+//! - `identity`: the [`identity::Principal`] from a tailnet WhoIs
+//! - `scopes`: scope and role names
+//! - `policy`: grants and local policy → [`policy::Access`]
+//! - `caller`: principal + access (+ token scopes) attached to a request
+//! - `ratelimit`: per-principal rate limits and the repeated-denial block
 
+pub mod caller;
 pub mod identity;
+pub mod oauth;
+pub mod policy;
+pub mod ratelimit;
+pub mod scopes;

@@ -1,0 +1,134 @@
+//! One error shape for every tool: category + message + hint, returned as a
+//! tool result with `isError: true` (never a panic, never a protocol error
+//! for a failure the caller can act on).
+
+use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::model::{CallToolResponse, CallToolResult};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What kind of failure; stable names, used by clients and the audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCategory {
+    /// The arguments are wrong; fix them and retry.
+    InvalidInput,
+    /// The thing named does not exist.
+    NotFound,
+    /// The caller may not do this.
+    PermissionDenied,
+    /// The current state forbids it (already stopped, name in use …).
+    Conflict,
+    /// A dependency is down (Docker daemon, D-Bus, audit log); retry later.
+    Unavailable,
+    /// It took longer than the limit.
+    Timeout,
+    /// A bug or an unexpected condition on the server.
+    Internal,
+}
+
+impl ErrorCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCategory::InvalidInput => "invalid_input",
+            ErrorCategory::NotFound => "not_found",
+            ErrorCategory::PermissionDenied => "permission_denied",
+            ErrorCategory::Conflict => "conflict",
+            ErrorCategory::Unavailable => "unavailable",
+            ErrorCategory::Timeout => "timeout",
+            ErrorCategory::Internal => "internal",
+        }
+    }
+}
+
+/// A tool failure as the caller sees it. Messages must not leak internal
+/// paths or secrets: say what is wrong in the caller's terms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
+#[error("{category:?}: {message}")]
+pub struct ToolError {
+    pub category: ErrorCategory,
+    pub message: String,
+    /// What to do about it (may be empty).
+    pub hint: String,
+}
+
+impl ToolError {
+    pub fn new(
+        category: ErrorCategory,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Self {
+            category,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+    pub fn invalid_input(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(ErrorCategory::InvalidInput, message, hint)
+    }
+    pub fn not_found(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(ErrorCategory::NotFound, message, hint)
+    }
+    pub fn permission_denied(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(ErrorCategory::PermissionDenied, message, hint)
+    }
+    pub fn unavailable(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(ErrorCategory::Unavailable, message, hint)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorCategory::Internal,
+            message,
+            "this is a bug in tailops; the audit log has the details",
+        )
+    }
+
+    /// The result a client receives: `{"error": {category, message, hint}}`
+    /// as structured content (and as text), `isError: true`.
+    pub fn to_result(&self) -> CallToolResult {
+        CallToolResult::structured_error(serde_json::json!({ "error": self }))
+    }
+
+    /// Reads the error back out of a tool result (for the audit log and
+    /// retry policy); None for successful results.
+    pub fn from_result(r: &CallToolResult) -> Option<ToolError> {
+        if r.is_error != Some(true) {
+            return None;
+        }
+        r.structured_content
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(|e| serde_json::from_value(e.clone()).ok())
+            .or_else(|| {
+                Some(ToolError::internal(
+                    "tool failed without a structured error",
+                ))
+            })
+    }
+}
+
+impl IntoCallToolResult for ToolError {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, rmcp::ErrorData> {
+        Ok(self.to_result().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_a_result() {
+        let e = ToolError::not_found("no process 4242", "list processes with process_list");
+        let r = e.to_result();
+        assert_eq!(r.is_error, Some(true));
+        let v = r.structured_content.clone().unwrap_or_default();
+        assert_eq!(v["error"]["category"], "not_found");
+        assert_eq!(ToolError::from_result(&r), Some(e));
+        assert_eq!(
+            ToolError::from_result(&CallToolResult::structured(serde_json::json!({}))),
+            None
+        );
+    }
+}
