@@ -133,7 +133,7 @@ impl TailopsServer {
     }
 
     fn routers() -> ToolRouter<TailopsServer> {
-        Self::builtin_router()
+        Self::builtin_router() + Self::processes_router() + Self::audit_router()
     }
 
     /// Every routed tool has a spec and every spec a tool; run at start-up.

@@ -487,6 +487,11 @@ struct CacheEntry {
     until: Instant,
 }
 
+enum Introspected {
+    Cached(TokenInfo),
+    Answer(StatusCode, Bytes),
+}
+
 impl TokenValidator {
     /// Checks `cfg` (as [`OAuthConfig::validate`] does for an enabled one)
     /// and builds a validator whose fetches go through `connector`, with
@@ -771,6 +776,7 @@ impl TokenValidator {
         if let Some(info) = cache_get(src, &key) {
             return Ok(info);
         }
+        // One bound for waiting on a permit and the request itself.
         let answer = tokio::time::timeout(self.http.timeout, async {
             let _permit = src
                 .permits
@@ -779,7 +785,7 @@ impl TokenValidator {
                 .map_err(|_| "shutting down".to_string())?;
             // Another request may have introspected this token meanwhile.
             if let Some(info) = cache_get(src, &key) {
-                return Ok(Err(info));
+                return Ok(Introspected::Cached(info));
             }
             let mut form = String::from("token=");
             form_urlencode_into(&mut form, token);
@@ -794,12 +800,13 @@ impl TokenValidator {
             let req = req
                 .body(Full::new(Bytes::from(form)))
                 .map_err(|_| "building request failed".to_string())?;
-            self.http.send(&src.target, req).await.map(Ok)
+            let (status, body) = self.http.send(&src.target, req).await?;
+            Ok::<_, String>(Introspected::Answer(status, body))
         })
         .await;
         let (status, body) = match answer {
-            Ok(Ok(Ok(response))) => response,
-            Ok(Ok(Err(cached))) => return Ok(cached),
+            Ok(Ok(Introspected::Answer(status, body))) => (status, body),
+            Ok(Ok(Introspected::Cached(info))) => return Ok(info),
             Ok(Err(e)) => {
                 tracing::warn!(url = %src.url, error = %e, "token introspection failed");
                 return Err(TokenError::Unavailable(format!("introspection: {e}")));

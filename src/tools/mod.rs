@@ -7,8 +7,10 @@
 //! `SPECS`, an `#[tool_router(router = <domain>_router)]` impl block and
 //! tests; add its router and specs in [`all_specs`] and `mcp.rs`.
 
+pub mod audit;
 pub mod builtin;
 pub mod error;
+pub mod processes;
 
 use crate::auth::scopes::Scope;
 
@@ -32,5 +34,7 @@ pub struct ToolSpec {
 pub fn all_specs() -> Vec<ToolSpec> {
     let mut v = Vec::new();
     v.extend_from_slice(builtin::SPECS);
+    v.extend_from_slice(processes::SPECS);
+    v.extend_from_slice(audit::SPECS);
     v
 }

@@ -6,4 +6,5 @@
 
 pub mod client;
 pub mod headscale;
+pub mod mcp;
 pub mod server;

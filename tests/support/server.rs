@@ -73,6 +73,60 @@ impl ServerProcess {
         if o.ephemeral {
             cmd.arg("--ephemeral");
         }
+        Self::from_command(cmd)
+    }
+
+    /// Waits for the "serving" log line and records the node's name and IPs.
+    pub fn wait_ready(&mut self) {
+        let ready = self.wait_for_log(|v| v.get("dns_name").is_some(), UP_TIMEOUT);
+        self.dns_name = ready["dns_name"].as_str().expect("dns_name").to_string();
+        let ips = ready["ips"].as_str().unwrap_or_default();
+        self.ips = ips
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+
+    /// `tailops serve --dev-listen 127.0.0.1:0` with `config` (TOML text,
+    /// written into `dir`) and extra args; waits until it listens and
+    /// returns it with its address. State (and the audit log) in `dir/state`.
+    pub fn start_dev(
+        dir: &Path,
+        config: &str,
+        extra_args: &[&str],
+    ) -> (Self, std::net::SocketAddr) {
+        let cfg_path = dir.join("tailops.toml");
+        std::fs::write(&cfg_path, config).expect("write config");
+        let mut cmd = Command::new(Self::bin());
+        cmd.args([
+            "--log-format",
+            "json",
+            "serve",
+            "--dev-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&cfg_path)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(extra_args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut sp = Self::from_command(cmd);
+        let ready = sp.wait_for_log(|v| v.get("listen_addr").is_some(), UP_TIMEOUT);
+        let addr = ready["listen_addr"]
+            .as_str()
+            .expect("listen_addr")
+            .parse()
+            .expect("addr");
+        (sp, addr)
+    }
+
+    fn from_command(mut cmd: Command) -> Self {
         let mut child = cmd.spawn().expect("spawn tailops serve");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
@@ -93,19 +147,6 @@ impl ServerProcess {
             lines: rx,
             seen: Vec::new(),
         }
-    }
-
-    /// Waits for the "serving" log line and records the node's name and IPs.
-    pub fn wait_ready(&mut self) {
-        let ready = self.wait_for_log(|v| v.get("dns_name").is_some(), UP_TIMEOUT);
-        self.dns_name = ready["dns_name"].as_str().expect("dns_name").to_string();
-        let ips = ready["ips"].as_str().unwrap_or_default();
-        self.ips = ips
-            .trim_matches(|c| c == '[' || c == ']')
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
     }
 
     pub fn pid(&self) -> u32 {

