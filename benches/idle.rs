@@ -36,10 +36,7 @@ fn cpu_and_rss(pid: u32) -> (f64, u64) {
 }
 
 fn main() {
-    let secs: u64 = std::env::var("IDLE_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+    let secs: u64 = std::env::var("IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let hs = Headscale::start();
     let tmp = tempfile::tempdir().expect("tmp");
@@ -56,13 +53,8 @@ fn main() {
     });
     let hs_pid = hs.pid();
     rt.block_on(async {
-        let alice = support::client::node(
-            "alice-idle",
-            &hs.url,
-            &hs.user_key("alice", true),
-            &tmp.path().join("a"),
-        )
-        .await;
+        let alice =
+            support::client::node("alice-idle", &hs.url, &hs.user_key("alice", true), &tmp.path().join("a")).await;
         let res = support::client::get(&alice, &server.dns_name, "/whoami").await;
         assert_eq!(res.status, 200);
         tokio::time::sleep(Duration::from_secs(5)).await; // settle
@@ -78,20 +70,10 @@ fn main() {
         println!("idle window: {wall:.1} s, one peer connected");
         println!("| process | CPU (% of one core) | RSS (MiB) |");
         println!("|---|---|---|");
-        println!(
-            "| tailops serve | {scpu:.3} | {:.1} |",
-            srss as f64 / 1024.0
-        );
-        println!(
-            "| headscale (baseline) | {hcpu:.3} | {:.1} |",
-            hrss as f64 / 1024.0
-        );
+        println!("| tailops serve | {scpu:.3} | {:.1} |", srss as f64 / 1024.0);
+        println!("| headscale (baseline) | {hcpu:.3} | {:.1} |", hrss as f64 / 1024.0);
         if hcpu > 0.0 {
-            println!(
-                "ratio tailops/headscale: CPU {:.2}x, RSS {:.2}x",
-                scpu / hcpu,
-                srss as f64 / hrss.max(1) as f64
-            );
+            println!("ratio tailops/headscale: CPU {:.2}x, RSS {:.2}x", scpu / hcpu, srss as f64 / hrss.max(1) as f64);
         }
         alice.close().await.expect("close");
     });

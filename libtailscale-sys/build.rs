@@ -49,22 +49,14 @@ fn main() {
         .env("CGO_ENABLED", "1")
         .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-mod=readonly -buildvcs=false")
-        .args([
-            "build",
-            "-buildmode=c-archive",
-            "-trimpath",
-            "-tags",
-            GO_TAGS,
-        ])
+        .args(["build", "-buildmode=c-archive", "-trimpath", "-tags", GO_TAGS])
         .arg("-o")
         .arg(&archive)
         .arg(".")
         .status()
         .unwrap_or_else(|e| fail(&format!("could not run `{go} build`: {e}")));
     if !status.success() {
-        fail(
-            "`go build -buildmode=c-archive` of libtailscale-sys/go failed (see the output above)",
-        );
+        fail("`go build -buildmode=c-archive` of libtailscale-sys/go failed (see the output above)");
     }
 
     println!("cargo:rustc-link-search=native={}", out.display());
@@ -76,12 +68,7 @@ fn main() {
 
 fn check_go_version(go: &str) {
     let want = format!("{}.{}.{}", MIN_GO.0, MIN_GO.1, MIN_GO.2);
-    let output = match Command::new(go)
-        .arg("env")
-        .arg("GOVERSION")
-        .env("GOTOOLCHAIN", "local")
-        .output()
-    {
+    let output = match Command::new(go).arg("env").arg("GOVERSION").env("GOTOOLCHAIN", "local").output() {
         Ok(o) if o.status.success() => o,
         _ => fail(&format!(
             "libtailscale-sys needs Go >= {want} on PATH (or in $GO) to build the tsnet shim; install it from your distribution or go.dev/dl"

@@ -201,19 +201,13 @@ pub struct Event {
 impl Event {
     /// An event of the given kind with nothing else set.
     pub fn new(kind: &str) -> Event {
-        Event {
-            kind: kind.to_string(),
-            ..Event::default()
-        }
+        Event { kind: kind.to_string(), ..Event::default() }
     }
 
     /// A `lifecycle` event with the given detail, e.g.
     /// `json!({"event": "started"})`.
     pub fn lifecycle(detail: Value) -> Event {
-        Event {
-            detail: Some(detail),
-            ..Event::new(kind::LIFECYCLE)
-        }
+        Event { detail: Some(detail), ..Event::new(kind::LIFECYCLE) }
     }
 }
 
@@ -309,10 +303,7 @@ impl Shared {
     }
 
     fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -337,10 +328,7 @@ pub struct AuditLog {
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog")
-            .field("enabled", &self.inner.is_some())
-            .field("healthy", &self.is_healthy())
-            .finish()
+        f.debug_struct("AuditLog").field("enabled", &self.inner.is_some()).field("healthy", &self.is_healthy()).finish()
     }
 }
 
@@ -348,17 +336,12 @@ impl AuditLog {
     /// Opens or creates the log file (mode 0600, parent directories 0700),
     /// resumes the chain from its last valid record (writing a `recovered`
     /// record if the file ends in a broken line) and starts the writer.
-    pub async fn start(
-        cfg: AuditConfig,
-    ) -> Result<(AuditLog, tokio::task::JoinHandle<()>), AuditError> {
+    pub async fn start(cfg: AuditConfig) -> Result<(AuditLog, tokio::task::JoinHandle<()>), AuditError> {
         if cfg.queue == 0 {
             return Err(AuditError::Config("queue must be at least 1".into()));
         }
         if cfg.path.file_name().is_none() {
-            return Err(AuditError::Config(format!(
-                "audit path {} has no file name",
-                cfg.path.display()
-            )));
+            return Err(AuditError::Config(format!("audit path {} has no file name", cfg.path.display())));
         }
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
@@ -372,12 +355,7 @@ impl AuditLog {
             .map_err(|e| AuditError::Io(io::Error::other(e.to_string())))??;
         let (tx, rx) = std::sync::mpsc::sync_channel(queue);
         let handle = tokio::task::spawn_blocking(move || writer.run(rx));
-        Ok((
-            AuditLog {
-                inner: Some(Arc::new(Inner { tx, shared })),
-            },
-            handle,
-        ))
+        Ok((AuditLog { inner: Some(Arc::new(Inner { tx, shared })) }, handle))
     }
 
     /// A log that drops every record and is always healthy.
@@ -396,9 +374,7 @@ impl AuditLog {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 inner.shared.dropped_queue.fetch_add(1, Ordering::SeqCst);
-                inner
-                    .shared
-                    .set_error("audit queue full: records are being dropped".into());
+                inner.shared.set_error("audit queue full: records are being dropped".into());
                 Err(AuditError::QueueFull)
             }
             Err(TrySendError::Disconnected(_)) => {
@@ -532,10 +508,7 @@ struct Resume {
 impl Writer {
     fn open(cfg: AuditConfig, shared: Arc<Shared>) -> io::Result<Writer> {
         if let Some(parent) = cfg.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)?;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
         }
         let resume = resume_state(&cfg.path)?;
         let mut w = Writer {
@@ -602,20 +575,15 @@ impl Writer {
             Ok(()) => self.shared.set_healthy(),
             Err(e) => {
                 tracing::error!(error = %e, path = %self.cfg.path.display(), "audit log write failed");
-                self.shared
-                    .set_error(format!("{}: {e}", self.cfg.path.display()));
+                self.shared.set_error(format!("{}: {e}", self.cfg.path.display()));
             }
         }
     }
 
     fn flush(&mut self) -> Result<(), String> {
-        let r = self.announce_drops().and_then(|()| {
-            if self.cfg.fsync != FsyncPolicy::Never && self.dirty {
-                self.sync()
-            } else {
-                Ok(())
-            }
-        });
+        let r = self
+            .announce_drops()
+            .and_then(|()| if self.cfg.fsync != FsyncPolicy::Never && self.dirty { self.sync() } else { Ok(()) });
         match r {
             Ok(()) => {
                 if self.shared.dropped_queue.load(Ordering::SeqCst) == 0 {
@@ -627,10 +595,7 @@ impl Writer {
         if self.shared.healthy.load(Ordering::SeqCst) {
             Ok(())
         } else {
-            Err(self
-                .shared
-                .last_error()
-                .unwrap_or_else(|| "audit log unhealthy".into()))
+            Err(self.shared.last_error().unwrap_or_else(|| "audit log unhealthy".into()))
         }
     }
 
@@ -670,9 +635,7 @@ impl Writer {
                 "event": "dropped", "reason": "queue_full", "count": queued,
             }));
             if let Err(e) = self.append(&ev, &now_rfc3339()) {
-                self.shared
-                    .dropped_queue
-                    .fetch_add(queued, Ordering::SeqCst);
+                self.shared.dropped_queue.fetch_add(queued, Ordering::SeqCst);
                 return Err(e);
             }
         }
@@ -684,11 +647,7 @@ impl Writer {
         if self.file.is_some() {
             return Ok(());
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.cfg.path)?;
+        let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&self.cfg.path)?;
         let meta = file.metadata()?;
         let mut size = meta.len();
         if meta.is_file() && size > 0 {
@@ -757,11 +716,7 @@ impl Writer {
             FsyncPolicy::Interval(d) => force || self.last_sync.elapsed() >= d,
             FsyncPolicy::Never => false,
         };
-        if due && self.dirty {
-            self.sync()
-        } else {
-            Ok(())
-        }
+        if due && self.dirty { self.sync() } else { Ok(()) }
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -876,27 +831,15 @@ fn truncated_stub(v: &Value) -> Value {
 fn resume_state(path: &Path) -> io::Result<Resume> {
     let (last, note) = last_valid_record(path)?;
     if let Some(rec) = last {
-        return Ok(Resume {
-            next_seq: rec.seq.saturating_add(1),
-            prev: rec.hash,
-            note,
-        });
+        return Ok(Resume { next_seq: rec.seq.saturating_add(1), prev: rec.hash, note });
     }
     if note.is_none() {
         let (last1, note1) = last_valid_record(&rotated_path(path, 1))?;
         if let Some(rec) = last1 {
-            return Ok(Resume {
-                next_seq: rec.seq.saturating_add(1),
-                prev: rec.hash,
-                note: note1,
-            });
+            return Ok(Resume { next_seq: rec.seq.saturating_add(1), prev: rec.hash, note: note1 });
         }
     }
-    Ok(Resume {
-        next_seq: 1,
-        prev: GENESIS_PREV.to_string(),
-        note,
-    })
+    Ok(Resume { next_seq: 1, prev: GENESIS_PREV.to_string(), note })
 }
 
 /// The last valid record in the final [`RESUME_SCAN_BYTES`] of a regular
@@ -922,10 +865,7 @@ fn last_valid_record(path: &Path) -> io::Result<(Option<Record>, Option<String>)
     }
     // The first piece may be the tail of a line cut by the scan window.
     let skip_first = start > 0;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut bad: Option<String> = None;
     for (i, line) in lines.iter().enumerate().rev() {
         if i == 0 && skip_first {
@@ -934,10 +874,7 @@ fn last_valid_record(path: &Path) -> io::Result<(Option<Record>, Option<String>)
         match check_line(line) {
             Ok(rec) => {
                 let note = bad.map(|reason| {
-                    format!(
-                        "{name} ended in an invalid record ({reason}); chain resumed from seq {}",
-                        rec.seq
-                    )
+                    format!("{name} ended in an invalid record ({reason}); chain resumed from seq {}", rec.seq)
                 });
                 return Ok((Some(rec), note));
             }
@@ -949,10 +886,7 @@ fn last_valid_record(path: &Path) -> io::Result<(Option<Record>, Option<String>)
         }
     }
     let note = bad.map(|reason| {
-        format!(
-            "{name} has no valid record in its last {} bytes ({reason}); a new chain starts here",
-            len - start
-        )
+        format!("{name} has no valid record in its last {} bytes ({reason}); a new chain starts here", len - start)
     });
     Ok((None, note))
 }
@@ -960,34 +894,22 @@ fn last_valid_record(path: &Path) -> io::Result<(Option<Record>, Option<String>)
 /// Parses and checks one line by itself (format and hash, not the chain).
 fn check_line(line: &[u8]) -> Result<Record, (&'static str, String)> {
     if line.len() > MAX_LINE_BYTES {
-        return Err((
-            "line_too_long",
-            format!("{} bytes, limit {MAX_LINE_BYTES}", line.len()),
-        ));
+        return Err(("line_too_long", format!("{} bytes, limit {MAX_LINE_BYTES}", line.len())));
     }
     let rec: Record = serde_json::from_slice(line).map_err(|e| ("bad_json", e.to_string()))?;
     let suffix = format!(",\"hash\":\"{}\"}}", rec.hash);
     if rec.hash.len() != 64 || !line.ends_with(suffix.as_bytes()) {
-        return Err((
-            "not_canonical",
-            "the line does not end with a 64-hex-digit \"hash\" member".into(),
-        ));
+        return Err(("not_canonical", "the line does not end with a 64-hex-digit \"hash\" member".into()));
     }
     let mut input = line[..line.len() - HASH_SUFFIX_LEN].to_vec();
     input.push(b'}');
     let computed = sha256_hex(&input);
     if computed != rec.hash {
-        return Err((
-            "hash_mismatch",
-            format!("recorded {}, computed {computed}", rec.hash),
-        ));
+        return Err(("hash_mismatch", format!("recorded {}, computed {computed}", rec.hash)));
     }
     let reserialized = serde_json::to_vec(&rec).map_err(|e| ("bad_json", e.to_string()))?;
     if reserialized != line {
-        return Err((
-            "not_canonical",
-            "the line is not the canonical serialization of its record".into(),
-        ));
+        return Err(("not_canonical", "the line is not the canonical serialization of its record".into()));
     }
     Ok(rec)
 }
@@ -1048,9 +970,7 @@ pub fn verify(files: &[PathBuf]) -> io::Result<VerifyReport> {
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            let n = (&mut reader)
-                .take(MAX_LINE_BYTES as u64 + 2)
-                .read_until(b'\n', &mut buf)?;
+            let n = (&mut reader).take(MAX_LINE_BYTES as u64 + 2).read_until(b'\n', &mut buf)?;
             if n == 0 {
                 break;
             }
@@ -1068,9 +988,8 @@ pub fn verify(files: &[PathBuf]) -> io::Result<VerifyReport> {
             let rec = match check_line(&buf) {
                 Ok(rec) => rec,
                 Err((reason, detail)) => {
-                    let seq = serde_json::from_slice::<Value>(&buf)
-                        .ok()
-                        .and_then(|v| v.get("seq").and_then(Value::as_u64));
+                    let seq =
+                        serde_json::from_slice::<Value>(&buf).ok().and_then(|v| v.get("seq").and_then(Value::as_u64));
                     report.ok = false;
                     report.first_problem = Some(problem(seq, reason, detail));
                     return Ok(report);
@@ -1103,10 +1022,7 @@ pub fn verify(files: &[PathBuf]) -> io::Result<VerifyReport> {
                         Some(problem(
                             Some(rec.seq),
                             "chain_broken",
-                            format!(
-                                "prev is {}, the previous record's hash is {last_hash}",
-                                rec.prev
-                            ),
+                            format!("prev is {}, the previous record's hash is {last_hash}", rec.prev),
                         ))
                     } else {
                         None
@@ -1164,8 +1080,7 @@ pub fn is_secret_name(name: &str) -> bool {
         return true;
     }
     split_words(name).iter().any(|w| {
-        SECRET_WORDS.contains(&w.as_str())
-            || (w.starts_with("auth") && !AUTH_NOT_SECRET.contains(&w.as_str()))
+        SECRET_WORDS.contains(&w.as_str()) || (w.starts_with("auth") && !AUTH_NOT_SECRET.contains(&w.as_str()))
     })
 }
 
@@ -1207,10 +1122,7 @@ fn split_words(name: &str) -> Vec<String> {
 pub fn redact_args(v: &Value) -> Value {
     match v {
         Value::Object(map) => {
-            let secret_pair = map
-                .get("name")
-                .and_then(Value::as_str)
-                .is_some_and(is_secret_name);
+            let secret_pair = map.get("name").and_then(Value::as_str).is_some_and(is_secret_name);
             let mut out = serde_json::Map::with_capacity(map.len());
             for (k, val) in map {
                 let redact = is_secret_name(k) || (secret_pair && (k == "value" || k == "Value"));
@@ -1244,10 +1156,7 @@ pub fn redact_args(v: &Value) -> Value {
 
 /// `--password` / `-p`-style flag without `=value` whose name looks secret.
 fn is_secret_flag(s: &str) -> bool {
-    s.starts_with('-')
-        && !s.contains('=')
-        && s.len() > 1
-        && is_secret_name(s.trim_start_matches('-'))
+    s.starts_with('-') && !s.contains('=') && s.len() > 1 && is_secret_name(s.trim_start_matches('-'))
 }
 
 fn redact_string(s: &str) -> String {
@@ -1261,9 +1170,7 @@ fn redact_string(s: &str) -> String {
     if let Some((name, _)) = s.split_once('=') {
         let bare = name.trim_start_matches('-');
         if !bare.is_empty()
-            && bare
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && bare.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
             && is_secret_name(bare)
         {
             return format!("{name}={REDACTED}");
@@ -1285,9 +1192,7 @@ fn redact_tskeys(s: &str) -> String {
         out.push_str(&rest[..i]);
         out.push_str(REDACTED);
         let tail = &rest[i..];
-        let end = tail
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';'))
-            .unwrap_or(tail.len());
+        let end = tail.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';')).unwrap_or(tail.len());
         rest = &tail[end..];
     }
     out.push_str(rest);
@@ -1301,9 +1206,7 @@ fn redact_url_password(s: &str) -> String {
     };
     let auth_start = i + 3;
     let after = &s[auth_start..];
-    let auth_len = after
-        .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
-        .unwrap_or(after.len());
+    let auth_len = after.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(after.len());
     let authority = &after[..auth_len];
     let Some(at) = authority.rfind('@') else {
         return s.to_string();
@@ -1311,12 +1214,7 @@ fn redact_url_password(s: &str) -> String {
     let Some(colon) = authority[..at].find(':') else {
         return s.to_string();
     };
-    format!(
-        "{}{}{REDACTED}{}",
-        &s[..auth_start],
-        &authority[..=colon],
-        &s[auth_start + at..]
-    )
+    format!("{}{}{REDACTED}{}", &s[..auth_start], &authority[..=colon], &s[auth_start + at..])
 }
 
 #[cfg(test)]
@@ -1325,11 +1223,7 @@ mod tests {
     use serde_json::json;
 
     fn cfg(dir: &Path) -> AuditConfig {
-        AuditConfig {
-            path: dir.join("audit.jsonl"),
-            fsync: FsyncPolicy::Never,
-            ..AuditConfig::default()
-        }
+        AuditConfig { path: dir.join("audit.jsonl"), fsync: FsyncPolicy::Never, ..AuditConfig::default() }
     }
 
     fn call(i: u64) -> Event {
@@ -1359,18 +1253,11 @@ mod tests {
     }
 
     fn lines(path: &Path) -> Vec<String> {
-        fs::read_to_string(path)
-            .expect("read")
-            .lines()
-            .map(str::to_string)
-            .collect()
+        fs::read_to_string(path).expect("read").lines().map(str::to_string).collect()
     }
 
     fn records(path: &Path) -> Vec<Record> {
-        lines(path)
-            .iter()
-            .map(|l| serde_json::from_str(l).expect("record"))
-            .collect()
+        lines(path).iter().map(|l| serde_json::from_str(l).expect("record")).collect()
     }
 
     #[tokio::test]
@@ -1384,10 +1271,7 @@ mod tests {
         assert_eq!(recs[0].prev, GENESIS_PREV);
         assert_eq!(recs[999].seq, 1000);
         // args are redacted on the way in
-        assert_eq!(
-            recs[5].args,
-            Some(json!({"n": 5, "password": "[REDACTED]"}))
-        );
+        assert_eq!(recs[5].args, Some(json!({"n": 5, "password": "[REDACTED]"})));
         let r = verify(std::slice::from_ref(&c.path)).expect("verify");
         assert!(r.ok, "{r:?}");
         assert_eq!(r.records, 1000);
@@ -1430,10 +1314,7 @@ mod tests {
         assert!(!r.ok);
         assert_eq!(r.records, 49);
         let p = r.first_problem.expect("problem");
-        assert_eq!(
-            (p.line, p.seq, p.reason.as_str()),
-            (50, Some(50), "hash_mismatch")
-        );
+        assert_eq!((p.line, p.seq, p.reason.as_str()), (50, Some(50), "hash_mismatch"));
         assert_eq!(p.file, c.path);
 
         // A byte that breaks the JSON.
@@ -1467,10 +1348,7 @@ mod tests {
         let r = verify(std::slice::from_ref(&c.path)).expect("verify");
         assert_eq!(r.records, 30);
         let p = r.first_problem.expect("problem");
-        assert_eq!(
-            (p.line, p.seq, p.reason.as_str()),
-            (31, Some(32), "seq_gap")
-        );
+        assert_eq!((p.line, p.seq, p.reason.as_str()), (31, Some(32), "seq_gap"));
 
         // Delete seq 31 and re-number + re-hash only that next record: the
         // seq fits but prev does not.
@@ -1481,10 +1359,7 @@ mod tests {
         fs::write(&c.path, ls.join("\n") + "\n").expect("write");
         let r = verify(std::slice::from_ref(&c.path)).expect("verify");
         let p = r.first_problem.expect("problem");
-        assert_eq!(
-            (p.line, p.seq, p.reason.as_str()),
-            (31, Some(31), "chain_broken")
-        );
+        assert_eq!((p.line, p.seq, p.reason.as_str()), (31, Some(31), "chain_broken"));
 
         // Swapped lines.
         let mut ls = orig.clone();
@@ -1503,11 +1378,7 @@ mod tests {
     #[tokio::test]
     async fn rotation_keeps_the_chain_across_files() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let c = AuditConfig {
-            max_bytes: 4000,
-            keep: 100,
-            ..cfg(dir.path())
-        };
+        let c = AuditConfig { max_bytes: 4000, keep: 100, ..cfg(dir.path()) };
         write_n(c.clone(), 0, 200).await;
         let files = rotated_files(&c.path);
         assert!(files.len() > 5, "{files:?}");
@@ -1526,10 +1397,7 @@ mod tests {
                 let older = files[i - 1].file_name().expect("name").to_string_lossy();
                 let n = files.len() - i; // the older file was `.n` when this one started
                 assert_eq!(older, format!("audit.jsonl.{n}"));
-                assert_eq!(
-                    first.detail,
-                    Some(json!({"event": "rotated", "from": "audit.jsonl.1"}))
-                );
+                assert_eq!(first.detail, Some(json!({"event": "rotated", "from": "audit.jsonl.1"})));
                 let prev_last = records(&files[i - 1]).pop().expect("last");
                 assert_eq!(first.prev, prev_last.hash);
                 assert_eq!(first.seq, prev_last.seq + 1);
@@ -1552,11 +1420,7 @@ mod tests {
     #[tokio::test]
     async fn rotation_deletes_beyond_keep() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let c = AuditConfig {
-            max_bytes: 2000,
-            keep: 3,
-            ..cfg(dir.path())
-        };
+        let c = AuditConfig { max_bytes: 2000, keep: 3, ..cfg(dir.path()) };
         write_n(c.clone(), 0, 100).await;
         let files = rotated_files(&c.path);
         assert_eq!(files.len(), 4, "{files:?}");
@@ -1569,18 +1433,12 @@ mod tests {
     #[tokio::test]
     async fn restart_resumes_seq_and_prev() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let c = AuditConfig {
-            fsync: FsyncPolicy::Always,
-            ..cfg(dir.path())
-        };
+        let c = AuditConfig { fsync: FsyncPolicy::Always, ..cfg(dir.path()) };
         write_n(c.clone(), 0, 10).await;
         write_n(c.clone(), 10, 10).await;
         let recs = records(&c.path);
         assert_eq!(recs.len(), 20);
-        assert_eq!(
-            recs.iter().map(|r| r.seq).collect::<Vec<_>>(),
-            (1..=20).collect::<Vec<_>>()
-        );
+        assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
         assert_eq!(recs[10].prev, recs[9].hash);
         let r = verify(std::slice::from_ref(&c.path)).expect("verify");
         assert!(r.ok && r.records == 20, "{r:?}");
@@ -1617,12 +1475,7 @@ mod tests {
         assert_eq!(recovered.prev, fifth.hash);
         let detail = recovered.detail.expect("detail");
         assert_eq!(detail["event"], "recovered");
-        assert!(
-            detail["note"]
-                .as_str()
-                .is_some_and(|n| n.contains("resumed from seq 5")),
-            "{detail}"
-        );
+        assert!(detail["note"].as_str().is_some_and(|n| n.contains("resumed from seq 5")), "{detail}");
 
         let r = verify(std::slice::from_ref(&c.path)).expect("verify");
         assert_eq!(r.records, 5);
@@ -1668,10 +1521,7 @@ mod tests {
     #[tokio::test]
     async fn interval_fsync_and_flush() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let c = AuditConfig {
-            fsync: FsyncPolicy::Interval(Duration::from_millis(20)),
-            ..cfg(dir.path())
-        };
+        let c = AuditConfig { fsync: FsyncPolicy::Interval(Duration::from_millis(20)), ..cfg(dir.path()) };
         let (log, task) = AuditLog::start(c.clone()).await.expect("start");
         log.record(call(1)).expect("record");
         log.flush().await.expect("flush");
@@ -1691,22 +1541,10 @@ mod tests {
     #[tokio::test]
     async fn queue_full_fails_fast_and_marks_unhealthy() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let c = AuditConfig {
-            queue: 4,
-            ..cfg(dir.path())
-        };
+        let c = AuditConfig { queue: 4, ..cfg(dir.path()) };
         // A FIFO nobody drains: the writer blocks once the pipe buffer fills.
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &c.path,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .expect("mkfifo");
-        let reader = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&c.path)
-            .expect("open fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &c.path, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo");
+        let reader = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&c.path).expect("open fifo");
         let (log, task) = AuditLog::start(c.clone()).await.expect("start");
         let mut accepted = 0u64;
         let mut full = false;
@@ -1734,9 +1572,7 @@ mod tests {
                 match reader.read(&mut buf) {
                     Ok(0) => break, // writer closed
                     Ok(n) => out.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
                     Err(e) => panic!("{e}"),
                 }
             }
@@ -1751,14 +1587,8 @@ mod tests {
         task.await.expect("task");
         let out = drain.join().expect("drain");
         let text = String::from_utf8(out).expect("utf8");
-        let recs: Vec<Record> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("parse"))
-            .collect();
-        let dropped = recs
-            .iter()
-            .find(|r| r.kind == kind::ANOMALY)
-            .expect("dropped notice");
+        let recs: Vec<Record> = text.lines().map(|l| serde_json::from_str(l).expect("parse")).collect();
+        let dropped = recs.iter().find(|r| r.kind == kind::ANOMALY).expect("dropped notice");
         assert_eq!(dropped.detail.as_ref().expect("detail")["event"], "dropped");
         // The chain has no gap: dropped records never got a seq.
         for w in recs.windows(2) {
@@ -1803,11 +1633,7 @@ mod tests {
 
     #[tokio::test]
     async fn dev_full_directly() {
-        let c = AuditConfig {
-            path: PathBuf::from("/dev/full"),
-            fsync: FsyncPolicy::Always,
-            ..AuditConfig::default()
-        };
+        let c = AuditConfig { path: PathBuf::from("/dev/full"), fsync: FsyncPolicy::Always, ..AuditConfig::default() };
         let (log, task) = AuditLog::start(c).await.expect("start");
         log.record(call(1)).expect("queued");
         assert!(matches!(log.flush().await, Err(AuditError::Unhealthy(_))));
@@ -1829,14 +1655,8 @@ mod tests {
     #[tokio::test]
     async fn zero_queue_is_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let c = AuditConfig {
-            queue: 0,
-            ..cfg(dir.path())
-        };
-        assert!(matches!(
-            AuditLog::start(c).await,
-            Err(AuditError::Config(_))
-        ));
+        let c = AuditConfig { queue: 0, ..cfg(dir.path()) };
+        assert!(matches!(AuditLog::start(c).await, Err(AuditError::Config(_))));
     }
 
     #[test]
@@ -1880,19 +1700,9 @@ mod tests {
         ] {
             assert!(is_secret_name(name), "{name} should be secret");
         }
-        for name in [
-            "monkey",
-            "keyboard",
-            "author",
-            "authorName",
-            "user",
-            "path",
-            "name",
-            "hostname",
-            "passenger",
-            "n",
-            "",
-        ] {
+        for name in
+            ["monkey", "keyboard", "author", "authorName", "user", "path", "name", "hostname", "passenger", "n", ""]
+        {
             assert!(!is_secret_name(name), "{name} should not be secret");
         }
     }
@@ -1951,17 +1761,7 @@ mod tests {
 
     #[test]
     fn redacts_argv_flags() {
-        let v = json!([
-            "mysql",
-            "--password=hunter2",
-            "--user",
-            "bob",
-            "--password",
-            "hunter3",
-            "--token",
-            "t",
-            "-v"
-        ]);
+        let v = json!(["mysql", "--password=hunter2", "--user", "bob", "--password", "hunter3", "--token", "t", "-v"]);
         assert_eq!(
             redact_args(&v),
             json!([

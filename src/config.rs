@@ -49,6 +49,8 @@ pub struct Config {
     pub local: LocalPrincipal,
     /// Audit log settings.
     pub audit: AuditSettings,
+    /// Optional OAuth 2.1 resource server (bearer tokens narrow scopes).
+    pub oauth: crate::auth::oauth::OAuthConfig,
 }
 
 /// The fixed principal of local modes (stdio, dev-listen).
@@ -63,11 +65,7 @@ pub struct LocalPrincipal {
 
 impl Default for LocalPrincipal {
     fn default() -> Self {
-        Self {
-            name: "local".into(),
-            roles: vec![Role::Viewer],
-            scopes: Vec::new(),
-        }
+        Self { name: "local".into(), roles: vec![Role::Viewer], scopes: Vec::new() }
     }
 }
 
@@ -167,6 +165,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             local: LocalPrincipal::default(),
             audit: AuditSettings::default(),
+            oauth: Default::default(),
         }
     }
 }
@@ -190,22 +189,13 @@ pub struct Overrides {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is invalid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid setting {field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
     #[error("cannot read auth key file {path}: {source}")]
-    AuthKey {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    AuthKey { path: PathBuf, source: std::io::Error },
 }
 
 impl Config {
@@ -214,14 +204,10 @@ impl Config {
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
         let mut cfg = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                toml::from_str::<Config>(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?
             }
             None => Config::default(),
         };
@@ -273,9 +259,7 @@ impl Config {
         if !label_ok {
             return Err(ConfigError::Invalid {
                 field: "hostname",
-                message: format!(
-                    "{h:?} is not a DNS label (1-63 of a-z, 0-9, '-', not starting or ending with '-')"
-                ),
+                message: format!("{h:?} is not a DNS label (1-63 of a-z, 0-9, '-', not starting or ending with '-')"),
             });
         }
         for t in &self.advertise_tags {
@@ -287,62 +271,29 @@ impl Config {
             }
         }
         if self.port == 0 {
-            return Err(ConfigError::Invalid {
-                field: "port",
-                message: "must be 1-65535".into(),
-            });
+            return Err(ConfigError::Invalid { field: "port", message: "must be 1-65535".into() });
         }
         if !self.capability.contains('/') || self.capability.starts_with('/') {
             return Err(ConfigError::Invalid {
                 field: "capability",
-                message: format!(
-                    "{:?} must be in domain/path form, e.g. {DEFAULT_CAPABILITY}",
-                    self.capability
-                ),
+                message: format!("{:?} must be in domain/path form, e.g. {DEFAULT_CAPABILITY}", self.capability),
             });
         }
-        self.limits
-            .rate
-            .validate()
-            .map_err(|message| ConfigError::Invalid {
-                field: "limits.rate",
-                message,
-            })?;
+        self.limits.rate.validate().map_err(|message| ConfigError::Invalid { field: "limits.rate", message })?;
         for (field, v) in [
-            (
-                "limits.max_sessions_per_principal",
-                self.limits.max_sessions_per_principal,
-            ),
-            (
-                "limits.max_request_body_bytes",
-                self.limits.max_request_body_bytes,
-            ),
+            ("limits.max_sessions_per_principal", self.limits.max_sessions_per_principal),
+            ("limits.max_request_body_bytes", self.limits.max_request_body_bytes),
             ("audit.queue", self.audit.queue),
         ] {
             if v == 0 {
-                return Err(ConfigError::Invalid {
-                    field,
-                    message: "must be at least 1".into(),
-                });
+                return Err(ConfigError::Invalid { field, message: "must be at least 1".into() });
             }
         }
         if self.audit.max_bytes < 4096 {
-            return Err(ConfigError::Invalid {
-                field: "audit.max_bytes",
-                message: "must be at least 4096".into(),
-            });
+            return Err(ConfigError::Invalid { field: "audit.max_bytes", message: "must be at least 4096".into() });
         }
-        if self.local.name.is_empty()
-            || self
-                .local
-                .name
-                .chars()
-                .any(|c| c.is_control() || c.is_whitespace())
-        {
-            return Err(ConfigError::Invalid {
-                field: "local.name",
-                message: "must be a non-empty word".into(),
-            });
+        if self.local.name.is_empty() || self.local.name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(ConfigError::Invalid { field: "local.name", message: "must be a non-empty word".into() });
         }
         for rule in &self.policy.rules {
             for g in &rule.groups {
@@ -354,11 +305,22 @@ impl Config {
                 }
             }
         }
+        if self.oauth.enabled {
+            let mut o = self.oauth.clone();
+            if o.resource.is_empty() {
+                // Filled from the node's name at start; validate the rest.
+                o.resource = "http://placeholder/mcp".into();
+            }
+            o.validate().map_err(|message| ConfigError::Invalid { field: "oauth", message })?;
+            if o.jwks_url.is_none() && o.introspection_url.is_none() {
+                return Err(ConfigError::Invalid {
+                    field: "oauth",
+                    message: "set jwks_url or introspection_url".into(),
+                });
+            }
+        }
         if self.limits.max_connections == 0 {
-            return Err(ConfigError::Invalid {
-                field: "limits.max_connections",
-                message: "must be at least 1".into(),
-            });
+            return Err(ConfigError::Invalid { field: "limits.max_connections", message: "must be at least 1".into() });
         }
         Ok(())
     }
@@ -371,29 +333,19 @@ impl Config {
         }
         if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
             // systemd may pass several, colon-separated; the first is ours.
-            let first = d
-                .to_string_lossy()
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .to_string();
+            let first = d.to_string_lossy().split(':').next().unwrap_or_default().to_string();
             return PathBuf::from(first);
         }
         if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
             return PathBuf::from(d).join("tailops");
         }
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/lib"));
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib"));
         home.join(".local/state/tailops")
     }
 
     /// The audit log path: configured, else `<state dir>/audit.jsonl`.
     pub fn audit_path(&self) -> PathBuf {
-        self.audit
-            .path
-            .clone()
-            .unwrap_or_else(|| self.effective_state_dir().join("audit.jsonl"))
+        self.audit.path.clone().unwrap_or_else(|| self.effective_state_dir().join("audit.jsonl"))
     }
 
     /// The auth key: `TS_AUTHKEY` / `TS_AUTH_KEY`, else the first line of
@@ -408,10 +360,8 @@ impl Config {
             }
         }
         if let Some(path) = &self.authkey_file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::AuthKey {
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::AuthKey { path: path.clone(), source })?;
             let key = text.lines().next().unwrap_or_default().trim().to_string();
             if key.is_empty() {
                 return Err(ConfigError::AuthKey {
@@ -433,19 +383,9 @@ mod tests {
     fn flags_override_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tailops.toml");
-        std::fs::write(
-            &path,
-            "hostname = \"fromfile\"\nport = 8080\n[limits]\nmax_connections = 3\n",
-        )
-        .expect("write");
-        let cfg = Config::load(
-            Some(&path),
-            Overrides {
-                hostname: Some("fromflag".into()),
-                ..Default::default()
-            },
-        )
-        .expect("load");
+        std::fs::write(&path, "hostname = \"fromfile\"\nport = 8080\n[limits]\nmax_connections = 3\n").expect("write");
+        let cfg = Config::load(Some(&path), Overrides { hostname: Some("fromflag".into()), ..Default::default() })
+            .expect("load");
         assert_eq!(cfg.hostname, "fromflag");
         assert_eq!(cfg.port, 8080);
         assert_eq!(cfg.limits.max_connections, 3);
@@ -460,34 +400,19 @@ mod tests {
         let err = Config::load(Some(&path), Overrides::default()).expect_err("typo must fail");
         assert!(err.to_string().contains("hostnme"), "{err}");
 
-        let err = Config::load(
-            None,
-            Overrides {
-                hostname: Some("bad_name".into()),
-                ..Default::default()
-            },
-        )
-        .expect_err("underscore");
+        let err = Config::load(None, Overrides { hostname: Some("bad_name".into()), ..Default::default() })
+            .expect_err("underscore");
         assert!(err.to_string().contains("hostname"), "{err}");
 
-        let err = Config::load(
-            None,
-            Overrides {
-                advertise_tags: Some(vec!["prod".into()]),
-                ..Default::default()
-            },
-        )
-        .expect_err("tag without prefix");
+        let err = Config::load(None, Overrides { advertise_tags: Some(vec!["prod".into()]), ..Default::default() })
+            .expect_err("tag without prefix");
         assert!(err.to_string().contains("tag:name"), "{err}");
     }
 
     #[test]
     fn missing_explicit_file_is_an_error() {
-        let err = Config::load(
-            Some(Path::new("/nonexistent/tailops.toml")),
-            Overrides::default(),
-        )
-        .expect_err("missing");
+        let err =
+            Config::load(Some(Path::new("/nonexistent/tailops.toml")), Overrides::default()).expect_err("missing");
         assert!(matches!(err, ConfigError::Read { .. }));
     }
 }

@@ -41,8 +41,12 @@ use tower::ServiceExt;
 use crate::audit::{self, Event};
 use crate::auth::caller::Caller;
 use crate::auth::identity::Principal;
+use crate::auth::oauth::{
+    Connector, OAuthConfig, TokenValidator, bearer_from_header, protected_resource_metadata, www_authenticate,
+};
 use crate::auth::policy::{Access, Decision};
 use crate::auth::ratelimit::Refusal;
+use crate::auth::scopes::Scope;
 use crate::config::{Config, Limits};
 use crate::mcp::{RATE_LIMITED_CODE, RateChecked, Spine, TailopsServer};
 use crate::tailnet::{Listener, Node};
@@ -55,9 +59,48 @@ pub enum IdentitySource {
     Local,
 }
 
+/// The OAuth resource-server part, when enabled.
+pub struct OAuthGate {
+    pub validator: TokenValidator,
+    pub cfg: OAuthConfig,
+    /// URL of our RFC 9728 metadata, for `WWW-Authenticate`.
+    pub metadata_url: String,
+}
+
+impl OAuthGate {
+    /// `resource` must already be filled in.
+    pub fn new(cfg: OAuthConfig, connector: Arc<dyn Connector>) -> Result<Self, String> {
+        let origin = match cfg.resource.find("://").map(|i| i + 3) {
+            Some(start) => {
+                let end = cfg.resource[start..].find('/').map(|e| start + e).unwrap_or(cfg.resource.len());
+                cfg.resource[..end].to_string()
+            }
+            None => return Err(format!("oauth.resource {:?} is not a URL", cfg.resource)),
+        };
+        let metadata_url = format!("{origin}/.well-known/oauth-protected-resource/mcp");
+        let validator = TokenValidator::new(cfg.clone(), connector)?;
+        Ok(Self { validator, cfg, metadata_url })
+    }
+
+    fn challenge(
+        &self,
+        status: StatusCode,
+        scope: Option<&str>,
+        error: Option<(&str, &str)>,
+        message: &str,
+    ) -> Response {
+        let mut r = rpc_error(status, Value::Null, -32001, message, Value::Null);
+        if let Ok(h) = HeaderValue::from_str(&www_authenticate(&self.metadata_url, scope, error)) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, h);
+        }
+        r
+    }
+}
+
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
+    pub oauth: Option<Arc<OAuthGate>>,
     pub spine: Arc<Spine>,
     pub identity: Arc<IdentitySource>,
     pub sessions: Arc<SessionOwners>,
@@ -84,33 +127,18 @@ pub struct SessionOwners {
 
 impl SessionOwners {
     fn owner(&self, sid: &str) -> Option<String> {
-        self.owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(sid)
-            .cloned()
+        self.owners.lock().unwrap_or_else(|e| e.into_inner()).get(sid).cloned()
     }
     fn insert(&self, sid: String, principal: String) {
-        self.owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(sid, principal);
+        self.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(sid, principal);
     }
     fn remove(&self, sid: &str) {
-        self.owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(sid);
+        self.owners.lock().unwrap_or_else(|e| e.into_inner()).remove(sid);
     }
     /// Live sessions of `principal`; forgets sessions rmcp has reaped.
     async fn live_count(&self, principal: &str, manager: &LocalSessionManager) -> usize {
-        let live: std::collections::HashSet<String> = manager
-            .sessions
-            .read()
-            .await
-            .keys()
-            .map(|k| k.to_string())
-            .collect();
+        let live: std::collections::HashSet<String> =
+            manager.sessions.read().await.keys().map(|k| k.to_string()).collect();
         let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
         owners.retain(|sid, _| live.contains(sid));
         owners.values().filter(|p| p.as_str() == principal).count()
@@ -122,11 +150,7 @@ pub fn allowed_hosts(names: &[String], port: u16) -> Vec<String> {
     let mut out = Vec::new();
     for n in names {
         let n = n.to_ascii_lowercase();
-        let bracketed = if n.contains(':') && !n.starts_with('[') {
-            format!("[{n}]")
-        } else {
-            n.clone()
-        };
+        let bracketed = if n.contains(':') && !n.starts_with('[') { format!("[{n}]") } else { n.clone() };
         out.push(format!("{bracketed}:{port}"));
         if port == 80 {
             out.push(bracketed.clone());
@@ -143,11 +167,7 @@ fn allowed_origins(names: &[String], port: u16) -> Vec<String> {
     let mut out = Vec::new();
     for n in names {
         let n = n.to_ascii_lowercase();
-        let host = if n.contains(':') && !n.starts_with('[') {
-            format!("[{n}]")
-        } else {
-            n
-        };
+        let host = if n.contains(':') && !n.starts_with('[') { format!("[{n}]") } else { n };
         out.push(format!("http://{host}:{port}"));
         out.push(format!("https://{host}:443"));
     }
@@ -159,6 +179,7 @@ fn allowed_origins(names: &[String], port: u16) -> Vec<String> {
 pub fn router(
     spine: Arc<Spine>,
     identity: IdentitySource,
+    oauth: Option<Arc<OAuthGate>>,
     names: &[String],
     port: u16,
     shutdown: CancellationToken,
@@ -181,6 +202,7 @@ pub fn router(
         mcp_config,
     );
     let state = AppState {
+        oauth,
         spine,
         identity: Arc::new(identity),
         sessions: Arc::new(SessionOwners::default()),
@@ -193,17 +215,15 @@ pub fn router(
         .route("/whoami", get(whoami))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/.well-known/oauth-protected-resource", get(resource_metadata))
+        .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
         .layer(middleware::from_fn_with_state(state.clone(), identify))
         .with_state(state)
 }
 
 /// One JSON error shape for HTTP-level refusals.
 pub fn error(status: StatusCode, category: &str, message: &str, hint: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "category": category, "message": message, "hint": hint } })),
-    )
-        .into_response()
+    (status, Json(json!({ "error": { "category": category, "message": message, "hint": hint } }))).into_response()
 }
 
 /// A JSON-RPC error response (for refusals of MCP messages before rmcp).
@@ -212,16 +232,11 @@ fn rpc_error(status: StatusCode, id: Value, code: i32, message: &str, data: Valu
         .into_response()
 }
 
-async fn resolve_caller(
-    state: &AppState,
-    remote: SocketAddr,
-) -> Result<Caller, crate::tailnet::Error> {
+async fn resolve_caller(state: &AppState, remote: SocketAddr) -> Result<Caller, crate::tailnet::Error> {
     let cfg = &state.spine.cfg;
     match &*state.identity {
         IdentitySource::Tailnet(node) => {
-            let peer = node
-                .whois(remote, Duration::from_secs(cfg.limits.whois_timeout_secs))
-                .await?;
+            let peer = node.whois(remote, Duration::from_secs(cfg.limits.whois_timeout_secs)).await?;
             let principal = Principal::from_peer(peer, remote);
             let access = Access::resolve(&principal, &cfg.capability, &cfg.policy);
             Ok(Caller::new(Arc::new(principal), Arc::new(access)))
@@ -254,15 +269,8 @@ async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_ascii_lowercase)
-        .or_else(|| {
-            req.uri()
-                .authority()
-                .map(|a| a.as_str().to_ascii_lowercase())
-        });
-    if !host
-        .as_ref()
-        .is_some_and(|h| state.allowed_hosts.contains(h))
-    {
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_ascii_lowercase()));
+    if !host.as_ref().is_some_and(|h| state.allowed_hosts.contains(h)) {
         return error(
             StatusCode::FORBIDDEN,
             "permission_denied",
@@ -271,17 +279,9 @@ async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -
         );
     }
     let Some(conn) = req.extensions().get::<ConnInfo>().cloned() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "request without connection info",
-            "",
-        );
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "request without connection info", "");
     };
-    let looked_up = conn
-        .caller
-        .get_or_try_init(|| resolve_caller(&state, conn.remote))
-        .await;
+    let looked_up = conn.caller.get_or_try_init(|| resolve_caller(&state, conn.remote)).await;
     match looked_up {
         Ok(c) => {
             req.extensions_mut().insert(c.clone());
@@ -300,10 +300,7 @@ async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -
 }
 
 fn session_header(req: &Request) -> Option<String> {
-    req.headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 fn retry_after(resp: &mut Response, d: Duration) {
@@ -313,15 +310,18 @@ fn retry_after(resp: &mut Response, d: Duration) {
     }
 }
 
+/// RFC 9728 metadata (404 when OAuth is off).
+async fn resource_metadata(State(state): State<AppState>) -> Response {
+    match &state.oauth {
+        Some(o) => Json(protected_resource_metadata(&o.cfg)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not_found", "OAuth is not enabled on this server", ""),
+    }
+}
+
 /// Gate in front of rmcp for `/mcp`.
-async fn mcp_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(caller) = req.extensions().get::<Caller>().cloned() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "request without a caller",
-            "",
-        );
+async fn mcp_gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(mut caller) = req.extensions().get::<Caller>().cloned() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "request without a caller", "");
     };
     let spine = &state.spine;
     let pid = caller.principal.id.clone();
@@ -335,6 +335,48 @@ async fn mcp_gate(State(state): State<AppState>, req: Request, next: Next) -> Re
         );
         retry_after(&mut r, wait);
         return r;
+    }
+
+    // OAuth (optional): a valid bearer token for this resource narrows the
+    // identity's scopes to the token's. Tokens are never forwarded.
+    if let Some(o) = &state.oauth {
+        let token = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_from_header);
+        let held: Vec<&str> = caller.access.scopes.keys().map(|s| s.as_str()).collect();
+        let held = held.join(" ");
+        let Some(token) = token else {
+            return o.challenge(
+                StatusCode::UNAUTHORIZED,
+                Some(&held),
+                None,
+                "authorization required: send a bearer token",
+            );
+        };
+        match o.validator.validate(token).await {
+            Ok(info) => {
+                let scopes: std::collections::BTreeSet<Scope> =
+                    info.scopes.iter().filter_map(|s| s.parse().ok()).collect();
+                caller.token_scopes = Some(Arc::new(scopes));
+                req.extensions_mut().insert(caller.clone());
+            }
+            Err(e) if e.http_status() == 503 => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the token cannot be validated right now",
+                    "the authorization server is unreachable; retry later",
+                );
+            }
+            Err(e) => {
+                spine.note_denial(&caller, None);
+                let desc = e.to_string();
+                return o.challenge(
+                    StatusCode::UNAUTHORIZED,
+                    Some(&held),
+                    Some((e.oauth_error_code(), desc.as_str())),
+                    "invalid token",
+                );
+            }
+        }
     }
 
     // Sessions belong to the principal that created them.
@@ -355,13 +397,7 @@ async fn mcp_gate(State(state): State<AppState>, req: Request, next: Next) -> Re
             },
         );
         spine.note_denial(&caller, None);
-        return rpc_error(
-            StatusCode::NOT_FOUND,
-            Value::Null,
-            -32001,
-            "Session not found",
-            Value::Null,
-        );
+        return rpc_error(StatusCode::NOT_FOUND, Value::Null, -32001, "Session not found", Value::Null);
     }
     let is_delete = req.method() == Method::DELETE;
     if req.method() != Method::POST {
@@ -390,20 +426,12 @@ async fn mcp_gate(State(state): State<AppState>, req: Request, next: Next) -> Re
         }
     };
     let msg: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let method = msg
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let method = msg.get("method").and_then(Value::as_str).unwrap_or_default();
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
 
     if method == "initialize" && sid.is_none() {
         let cap = spine.cfg.limits.max_sessions_per_principal;
-        if state
-            .sessions
-            .live_count(&pid, &state.session_manager)
-            .await
-            >= cap
-        {
+        if state.sessions.live_count(&pid, &state.session_manager).await >= cap {
             return rpc_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 id,
@@ -417,23 +445,38 @@ async fn mcp_gate(State(state): State<AppState>, req: Request, next: Next) -> Re
     }
 
     if method == "tools/call" {
-        let name = msg
-            .pointer("/params/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let name = msg.pointer("/params/name").and_then(Value::as_str).unwrap_or_default();
         if let Some(spec) = spine.spec(name) {
-            if let Decision::StepUp(scope) = caller.check(spec.name, spec.scope) {
-                let mut r = rpc_error(
-                    StatusCode::FORBIDDEN,
-                    id,
-                    -32003,
-                    &format!("insufficient_scope: the token lacks {scope}"),
-                    json!({ "required_scope": scope.as_str() }),
+            if let Decision::StepUp(scope) = caller.check(spec.name, spec.scope)
+                && let Some(o) = &state.oauth
+            {
+                let _ = spine.audit_event(
+                    &caller,
+                    sid.clone(),
+                    Event {
+                        kind: audit::kind::DECISION.into(),
+                        tool: Some(name.to_string()),
+                        decision: Some("step_up".into()),
+                        outcome: Some("refused".into()),
+                        detail: Some(json!({ "required_scope": scope.as_str() })),
+                        ..Default::default()
+                    },
                 );
-                let v = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
-                if let Ok(h) = HeaderValue::from_str(&v) {
-                    r.headers_mut().insert(header::WWW_AUTHENTICATE, h);
-                }
+                // Ask for the scopes already granted plus the missing one.
+                let mut want: Vec<String> =
+                    caller.token_scopes.iter().flat_map(|t| t.iter().map(|s| s.to_string())).collect();
+                want.push(scope.to_string());
+                let desc = format!("the token lacks scope {scope}");
+                let mut r = o.challenge(
+                    StatusCode::FORBIDDEN,
+                    Some(&want.join(" ")),
+                    Some(("insufficient_scope", desc.as_str())),
+                    &format!("insufficient_scope: {desc}"),
+                );
+                *r.body_mut() = Body::from(
+                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32003, "message": format!("insufficient_scope: {desc}"), "data": {"required_scope": scope.as_str()}}})
+                        .to_string(),
+                );
                 return r;
             }
             if matches!(caller.check(spec.name, spec.scope), Decision::Allow) {
@@ -455,9 +498,7 @@ async fn mcp_gate(State(state): State<AppState>, req: Request, next: Next) -> Re
                         );
                         let wait = refusal.retry_after();
                         let what = match refusal {
-                            Refusal::Blocked { .. } => {
-                                "temporarily blocked after repeated authorization failures"
-                            }
+                            Refusal::Blocked { .. } => "temporarily blocked after repeated authorization failures",
                             Refusal::RateLimited { .. } => "rate limit exceeded",
                         };
                         let mut r = rpc_error(
@@ -475,14 +516,9 @@ async fn mcp_gate(State(state): State<AppState>, req: Request, next: Next) -> Re
         }
     }
 
-    let resp = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     if sid.is_none()
-        && let Some(new_sid) = resp
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
+        && let Some(new_sid) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())
     {
         state.sessions.insert(new_sid.to_string(), pid);
     }
@@ -516,17 +552,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     };
     let (tailnet_ok, tailnet) = match &*state.identity {
         IdentitySource::Tailnet(node) => match node.status(Duration::from_secs(2)).await {
-            Ok(st) if st.backend_state == "Running" => {
-                (true, json!({ "status": "ok", "state": st.backend_state }))
-            }
-            Ok(st) => (
-                false,
-                json!({ "status": "failing", "state": st.backend_state }),
-            ),
-            Err(e) => (
-                false,
-                json!({ "status": "failing", "error": e.to_string() }),
-            ),
+            Ok(st) if st.backend_state == "Running" => (true, json!({ "status": "ok", "state": st.backend_state })),
+            Ok(st) => (false, json!({ "status": "failing", "state": st.backend_state })),
+            Err(e) => (false, json!({ "status": "failing", "error": e.to_string() })),
         },
         IdentitySource::Local => (true, json!({ "status": "not_used", "mode": "local" })),
     };
@@ -535,16 +563,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
         (true, false) => "degraded",
         (true, true) => "ok",
     };
-    let code = if tailnet_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        code,
-        Json(json!({ "status": status, "checks": { "tailnet": tailnet, "audit": audit } })),
-    )
-        .into_response()
+    let code = if tailnet_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(json!({ "status": status, "checks": { "tailnet": tailnet, "audit": audit } }))).into_response()
 }
 
 /// Something that yields connections with the peer's address.
@@ -576,17 +596,9 @@ impl Accept for tokio::net::TcpListener {
 /// At most `limits.max_connections` connections are served at once; the
 /// next accept waits for a slot, so excess connections queue in the
 /// listener instead of exhausting fds.
-pub async fn serve<L: Accept>(
-    listener: L,
-    app: Router,
-    limits: &Limits,
-    shutdown: CancellationToken,
-) {
+pub async fn serve<L: Accept>(listener: L, app: Router, limits: &Limits, shutdown: CancellationToken) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs));
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut accept_errors = 0u32;
@@ -612,23 +624,16 @@ pub async fn serve<L: Accept>(
                 // EMFILE and friends: back off instead of spinning.
                 accept_errors += 1;
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(accept_errors.min(20))))
-                    .await;
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(accept_errors.min(20)))).await;
                 continue;
             }
         };
-        let info = ConnInfo {
-            remote,
-            caller: Arc::new(OnceCell::new()),
-        };
-        let svc = app
-            .clone()
-            .map_request(move |mut req: Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(info.clone());
-                req
-            });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
+        let info = ConnInfo { remote, caller: Arc::new(OnceCell::new()) };
+        let svc = app.clone().map_request(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(info.clone());
+            req
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -638,14 +643,8 @@ pub async fn serve<L: Accept>(
         });
     }
     let grace = Duration::from_secs(limits.shutdown_grace_secs);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace_secs = grace.as_secs(),
-            "connections still open after the grace period; dropping them"
-        );
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the grace period; dropping them");
     }
 }
 
@@ -655,14 +654,7 @@ mod tests {
 
     #[test]
     fn allowed_hosts_cover_names_ips_and_ports() {
-        let h = allowed_hosts(
-            &[
-                "ops.tailnet.test".into(),
-                "100.64.0.1".into(),
-                "fd7a::1".into(),
-            ],
-            80,
-        );
+        let h = allowed_hosts(&["ops.tailnet.test".into(), "100.64.0.1".into(), "fd7a::1".into()], 80);
         assert!(h.contains(&"ops.tailnet.test".to_string()));
         assert!(h.contains(&"ops.tailnet.test:80".to_string()));
         assert!(h.contains(&"[fd7a::1]".to_string()));

@@ -12,11 +12,7 @@ use tailops::config::{Config, Overrides};
 use tailops::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
-#[command(
-    name = "tailops",
-    version,
-    about = "Operate a Linux host over MCP, reachable only on your tailnet"
-)]
+#[command(name = "tailops", version, about = "Operate a Linux host over MCP, reachable only on your tailnet")]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, env = "TAILOPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -117,10 +113,7 @@ fn main() -> ExitCode {
 fn audit_verify(files: &[PathBuf]) -> ExitCode {
     match tailops::audit::verify(files) {
         Ok(report) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            );
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             if report.ok {
                 eprintln!("audit chain intact: {} records", report.records);
                 ExitCode::SUCCESS
@@ -164,9 +157,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (None, false) => tailops::server::Mode::Tailnet,
     };
     let cfg = Config::load(args.config.as_deref(), overrides)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let shutdown = tailops::shutdown::on_signals()?;
         tailops::server::run(cfg, mode, shutdown).await

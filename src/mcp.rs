@@ -15,9 +15,8 @@ use futures::FutureExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, ErrorCode, Implementation,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType,
-    ServerCapabilities,
+    CacheScope, CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ResultType, ServerCapabilities,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -51,35 +50,17 @@ pub struct Spine {
 impl Spine {
     pub fn new(cfg: Arc<Config>, audit: AuditLog, node_name: String) -> Self {
         let limiter = Limiter::new(cfg.limits.rate.clone());
-        let specs = crate::tools::all_specs()
-            .into_iter()
-            .map(|s| (s.name, s))
-            .collect();
-        Self {
-            cfg,
-            audit,
-            limiter,
-            started: Instant::now(),
-            node_name,
-            specs,
-        }
+        let specs = crate::tools::all_specs().into_iter().map(|s| (s.name, s)).collect();
+        Self { cfg, audit, limiter, started: Instant::now(), node_name, specs }
     }
 
     /// The spec of a callable tool (`read_only` hides writing tools).
     pub fn spec(&self, name: &str) -> Option<ToolSpec> {
-        self.specs
-            .get(name)
-            .copied()
-            .filter(|s| !(self.cfg.read_only && s.writes))
+        self.specs.get(name).copied().filter(|s| !(self.cfg.read_only && s.writes))
     }
 
     /// Audit helper: fills principal fields from the caller.
-    pub fn audit_event(
-        &self,
-        caller: &Caller,
-        session: Option<String>,
-        mut ev: Event,
-    ) -> Result<(), String> {
+    pub fn audit_event(&self, caller: &Caller, session: Option<String>, mut ev: Event) -> Result<(), String> {
         ev.principal = Some(caller.principal.id.clone());
         ev.node = Some(caller.principal.node_name.clone());
         ev.source = Some(caller.principal.source.to_string());
@@ -125,11 +106,7 @@ pub struct TailopsServer {
 
 impl TailopsServer {
     pub fn new(spine: Arc<Spine>, local_caller: Option<Caller>) -> Self {
-        Self {
-            spine,
-            router: Self::routers(),
-            local_caller,
-        }
+        Self { spine, router: Self::routers(), local_caller }
     }
 
     fn routers() -> ToolRouter<TailopsServer> {
@@ -138,15 +115,10 @@ impl TailopsServer {
 
     /// Every routed tool has a spec and every spec a tool; run at start-up.
     pub fn check_registry() -> Result<(), String> {
-        let routed: std::collections::BTreeSet<String> = Self::routers()
-            .list_all()
-            .into_iter()
-            .map(|t| t.name.to_string())
-            .collect();
-        let specced: std::collections::BTreeSet<String> = crate::tools::all_specs()
-            .iter()
-            .map(|s| s.name.to_string())
-            .collect();
+        let routed: std::collections::BTreeSet<String> =
+            Self::routers().list_all().into_iter().map(|t| t.name.to_string()).collect();
+        let specced: std::collections::BTreeSet<String> =
+            crate::tools::all_specs().iter().map(|s| s.name.to_string()).collect();
         if routed != specced {
             return Err(format!(
                 "tool registry mismatch: routed without spec {:?}, spec without tool {:?}",
@@ -162,16 +134,11 @@ impl TailopsServer {
     }
 
     fn caller(&self, ctx: &RequestContext<RoleServer>) -> Option<Caller> {
-        Self::parts(ctx)
-            .and_then(|p| p.extensions.get::<Caller>().cloned())
-            .or_else(|| self.local_caller.clone())
+        Self::parts(ctx).and_then(|p| p.extensions.get::<Caller>().cloned()).or_else(|| self.local_caller.clone())
     }
 
     fn session(ctx: &RequestContext<RoleServer>) -> Option<String> {
-        Self::parts(ctx)
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        Self::parts(ctx).and_then(|p| p.headers.get("mcp-session-id")).and_then(|v| v.to_str().ok()).map(str::to_string)
     }
 
     fn refuse(
@@ -217,9 +184,7 @@ impl TailopsServer {
             )
             .to_result()
             .into()),
-            Ok(Err(_panic)) => Ok(ToolError::internal("the tool failed unexpectedly")
-                .to_result()
-                .into()),
+            Ok(Err(_panic)) => Ok(ToolError::internal("the tool failed unexpectedly").to_result().into()),
             Ok(Ok(r)) => r,
         }
     }
@@ -232,10 +197,7 @@ fn outcome_of(resp: &Result<CallToolResponse, ErrorData>) -> (String, Option<Err
             Some(e) => ("error".into(), Some(e.category)),
         },
         Ok(_) => ("input_required".into(), None),
-        Err(e) => (
-            format!("protocol_error {}", e.code.0),
-            Some(ErrorCategory::InvalidInput),
-        ),
+        Err(e) => (format!("protocol_error {}", e.code.0), Some(ErrorCategory::InvalidInput)),
     }
 }
 
@@ -259,24 +221,17 @@ impl ServerHandler for TailopsServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let Some(caller) = self.caller(&context) else {
-            return Err(ErrorData::internal_error(
-                "request without a caller identity",
-                None,
-            ));
+            return Err(ErrorData::internal_error("request without a caller identity", None));
         };
         let tools = self
             .router
             .list_all()
             .into_iter()
             .filter(|t| {
-                self.spine
-                    .spec(&t.name)
-                    .is_some_and(|s| !matches!(caller.check(s.name, s.scope), Decision::Deny(_)))
+                self.spine.spec(&t.name).is_some_and(|s| !matches!(caller.check(s.name, s.scope), Decision::Deny(_)))
             })
             .collect();
-        let v2026 = context
-            .protocol_version()
-            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        let v2026 = context.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
         Ok(ListToolsResult {
             result_type: Some(ResultType::COMPLETE),
             tools,
@@ -300,10 +255,7 @@ impl ServerHandler for TailopsServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let t0 = Instant::now();
         let Some(caller) = self.caller(&context) else {
-            return Err(ErrorData::internal_error(
-                "request without a caller identity",
-                None,
-            ));
+            return Err(ErrorData::internal_error("request without a caller identity", None));
         };
         let session = Self::session(&context);
         let name = request.name.to_string();
@@ -324,10 +276,7 @@ impl ServerHandler for TailopsServer {
                     ..Default::default()
                 },
             );
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool: {name}"),
-                None,
-            ));
+            return Err(ErrorData::invalid_params(format!("unknown tool: {name}"), None));
         };
 
         match caller.check(spec.name, spec.scope) {
@@ -349,11 +298,8 @@ impl ServerHandler for TailopsServer {
             }
         }
 
-        let already_charged =
-            Self::parts(&context).is_some_and(|p| p.extensions.get::<RateChecked>().is_some());
-        if !already_charged
-            && let Err(refusal) = spine.limiter.check(&caller.principal.id, spec.writes)
-        {
+        let already_charged = Self::parts(&context).is_some_and(|p| p.extensions.get::<RateChecked>().is_some());
+        if !already_charged && let Err(refusal) = spine.limiter.check(&caller.principal.id, spec.writes) {
             let _ = spine.audit_event(
                 &caller,
                 session,

@@ -14,8 +14,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{self, AuditConfig, AuditLog, Event, FsyncPolicy};
+use crate::auth::oauth::{AsyncIo, ConnectFuture, Connector, TcpConnector};
 use crate::config::{Config, FsyncMode};
-use crate::http::{self, IdentitySource};
+use crate::http::{self, IdentitySource, OAuthGate};
 use crate::mcp::{Spine, TailopsServer};
 use crate::tailnet::Node;
 
@@ -53,11 +54,7 @@ fn lifecycle(audit: &AuditLog, event: &str, detail: serde_json::Value) {
     if let (Some(obj), Some(extra)) = (d.as_object_mut(), detail.as_object()) {
         obj.extend(extra.clone());
     }
-    let _ = audit.record(Event {
-        kind: audit::kind::LIFECYCLE.into(),
-        detail: Some(d),
-        ..Default::default()
-    });
+    let _ = audit.record(Event { kind: audit::kind::LIFECYCLE.into(), detail: Some(d), ..Default::default() });
 }
 
 /// Runs the server until `shutdown` is cancelled.
@@ -78,11 +75,7 @@ pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow
     result
 }
 
-async fn run_tailnet(
-    cfg: Arc<Config>,
-    audit: AuditLog,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+async fn run_tailnet(cfg: Arc<Config>, audit: AuditLog, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state_dir = cfg.effective_state_dir();
     let auth_key = cfg.auth_key()?;
     if auth_key.is_none() {
@@ -129,11 +122,7 @@ async fn run_tailnet(
         names.push(short.to_string());
     }
     names.extend(info.ips.iter().map(|ip| ip.to_string()));
-    lifecycle(
-        &audit,
-        "start",
-        serde_json::json!({ "mode": "tailnet", "node": info.dns_name }),
-    );
+    lifecycle(&audit, "start", serde_json::json!({ "mode": "tailnet", "node": info.dns_name }));
     tracing::info!(
         dns_name = %info.dns_name,
         ips = ?info.ips,
@@ -141,14 +130,25 @@ async fn run_tailnet(
         url = %url,
         "tailops is serving on the tailnet only"
     );
+    let oauth = if cfg.oauth.enabled {
+        let mut o = cfg.oauth.clone();
+        if o.resource.is_empty() {
+            o.resource = url.clone();
+        }
+        let connector = Arc::new(TailnetConnector { node: node.clone(), suffix: info.magic_dns_suffix.clone() });
+        match OAuthGate::new(o, connector) {
+            Ok(g) => Some(Arc::new(g)),
+            Err(e) => {
+                let _ = node.close().await;
+                anyhow::bail!("oauth: {e}");
+            }
+        }
+    } else {
+        None
+    };
     let spine = Arc::new(Spine::new(cfg.clone(), audit, info.dns_name.clone()));
-    let app = http::router(
-        spine.clone(),
-        IdentitySource::Tailnet(node.clone()),
-        &names,
-        cfg.port,
-        shutdown.clone(),
-    );
+    let app =
+        http::router(spine.clone(), IdentitySource::Tailnet(node.clone()), oauth, &names, cfg.port, shutdown.clone());
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
     http::serve(listener, app, &cfg.limits, shutdown).await;
     housekeeping.abort();
@@ -164,37 +164,28 @@ async fn run_dev(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     if !addr.ip().is_loopback() {
-        anyhow::bail!(
-            "--dev-listen only accepts a loopback address (127.0.0.1:PORT or [::1]:PORT), not {addr}"
-        );
+        anyhow::bail!("--dev-listen only accepts a loopback address (127.0.0.1:PORT or [::1]:PORT), not {addr}");
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     tracing::warn!(
         addr = %local,
         principal = %format!("local:{}", cfg.local.name),
         "DEV MODE: serving on loopback TCP without the tailnet; every caller is the [local] principal. Not for production."
     );
-    lifecycle(
-        &audit,
-        "start",
-        serde_json::json!({ "mode": "dev-listen", "addr": local.to_string() }),
-    );
+    lifecycle(&audit, "start", serde_json::json!({ "mode": "dev-listen", "addr": local.to_string() }));
     let names = vec!["localhost".to_string(), local.ip().to_string()];
-    let spine = Arc::new(Spine::new(
-        cfg.clone(),
-        audit,
-        format!("dev-listen {local}"),
-    ));
-    let app = http::router(
-        spine.clone(),
-        IdentitySource::Local,
-        &names,
-        local.port(),
-        shutdown.clone(),
-    );
+    let oauth = if cfg.oauth.enabled {
+        let mut o = cfg.oauth.clone();
+        if o.resource.is_empty() {
+            o.resource = format!("http://{local}/mcp");
+        }
+        Some(Arc::new(OAuthGate::new(o, Arc::new(TcpConnector)).map_err(|e| anyhow::anyhow!("oauth: {e}"))?))
+    } else {
+        None
+    };
+    let spine = Arc::new(Spine::new(cfg.clone(), audit, format!("dev-listen {local}")));
+    let app = http::router(spine.clone(), IdentitySource::Local, oauth, &names, local.port(), shutdown.clone());
     tracing::info!(url = %format!("http://{local}/mcp"), listen_addr = %local, "tailops dev server ready");
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
     http::serve(listener, app, &cfg.limits, shutdown).await;
@@ -203,20 +194,13 @@ async fn run_dev(
     Ok(())
 }
 
-async fn run_stdio(
-    cfg: Arc<Config>,
-    audit: AuditLog,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+async fn run_stdio(cfg: Arc<Config>, audit: AuditLog, shutdown: CancellationToken) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
     lifecycle(&audit, "start", serde_json::json!({ "mode": "stdio" }));
     let spine = Arc::new(Spine::new(cfg.clone(), audit, "stdio".into()));
     let caller = http::local_caller(&cfg, SocketAddr::from(([127, 0, 0, 1], 0)));
     let server = TailopsServer::new(spine, Some(caller));
-    let running = server
-        .serve(rmcp::transport::stdio())
-        .await
-        .context("starting the stdio MCP server")?;
+    let running = server.serve(rmcp::transport::stdio()).await.context("starting the stdio MCP server")?;
     let ct = running.cancellation_token();
     tokio::select! {
         r = running.waiting() => { r.context("stdio MCP server")?; }
@@ -225,10 +209,45 @@ async fn run_stdio(
     Ok(())
 }
 
-fn spawn_housekeeping(
-    spine: Arc<Spine>,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+/// Reaches the authorization server: over the tailnet for tailnet names
+/// and addresses (e.g. tsidp's introspection endpoint), over plain TCP
+/// otherwise.
+struct TailnetConnector {
+    node: Node,
+    /// MagicDNS suffix, e.g. `example.ts.net`.
+    suffix: String,
+}
+
+impl TailnetConnector {
+    fn on_tailnet(&self, host: &str) -> bool {
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return match ip {
+                // 100.64.0.0/10 (CGNAT range used by tailnets)
+                std::net::IpAddr::V4(v4) => v4.octets()[0] == 100 && (v4.octets()[1] & 0xC0) == 64,
+                // fd7a:115c:a1e0::/48
+                std::net::IpAddr::V6(v6) => v6.segments()[..3] == [0xfd7a, 0x115c, 0xa1e0],
+            };
+        }
+        let h = host.trim_end_matches('.');
+        !self.suffix.is_empty() && (h.ends_with(&format!(".{}", self.suffix)) || !h.contains('.'))
+    }
+}
+
+impl Connector for TailnetConnector {
+    fn connect(&self, host: &str, port: u16) -> ConnectFuture {
+        if !self.on_tailnet(host) {
+            return TcpConnector.connect(host, port);
+        }
+        let node = self.node.clone();
+        let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        Box::pin(async move {
+            let s = node.dial(&addr, Duration::from_secs(10)).await.map_err(std::io::Error::other)?;
+            Ok(Box::new(s) as Box<dyn AsyncIo>)
+        })
+    }
+}
+
+fn spawn_housekeeping(spine: Arc<Spine>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {

@@ -20,10 +20,7 @@ pub fn on_signals() -> std::io::Result<CancellationToken> {
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
         };
-        tracing::info!(
-            signal = name,
-            "stopping gracefully (send it again to exit now)"
-        );
+        tracing::info!(signal = name, "stopping gracefully (send it again to exit now)");
         t.cancel();
         tokio::select! {
             _ = int.recv() => {},

@@ -18,11 +18,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(principal: Arc<Principal>, access: Arc<Access>) -> Self {
-        Self {
-            principal,
-            access,
-            token_scopes: None,
-        }
+        Self { principal, access, token_scopes: None }
     }
 
     /// The authorization decision for one tool.

@@ -54,19 +54,10 @@ mod tests {
     #[test]
     fn tagged_and_user_ids_differ() {
         let src: SocketAddr = "100.64.0.9:1234".parse().expect("addr");
-        let user = Principal::from_peer(
-            PeerIdentity {
-                login_name: "alice@".into(),
-                ..Default::default()
-            },
-            src,
-        );
+        let user = Principal::from_peer(PeerIdentity { login_name: "alice@".into(), ..Default::default() }, src);
         assert_eq!(user.id, "user:alice@");
         let tagged = Principal::from_peer(
-            PeerIdentity {
-                tags: vec!["tag:ci".into(), "tag:prod".into()],
-                ..Default::default()
-            },
+            PeerIdentity { tags: vec!["tag:ci".into(), "tag:prod".into()], ..Default::default() },
             src,
         );
         assert_eq!(tagged.id, "tags:tag:ci,tag:prod");

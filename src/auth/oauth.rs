@@ -134,13 +134,7 @@ impl fmt::Debug for OAuthConfig {
             .field("jwks_url", &self.jwks_url)
             .field("introspection_url", &self.introspection_url)
             .field("introspection_client_id", &self.introspection_client_id)
-            .field(
-                "introspection_client_secret",
-                &self
-                    .introspection_client_secret
-                    .as_ref()
-                    .map(|_| "[redacted]"),
-            )
+            .field("introspection_client_secret", &self.introspection_client_secret.as_ref().map(|_| "[redacted]"))
             .field("audiences", &self.audiences)
             .field("jwks_cache_secs", &self.jwks_cache_secs)
             .field("introspection_cache_secs", &self.introspection_cache_secs)
@@ -169,10 +163,7 @@ impl OAuthConfig {
             HttpTarget::parse(u).map_err(|e| format!("oauth.introspection_url: {e}"))?;
         }
         if self.introspection_client_secret.is_some() && self.introspection_client_id.is_none() {
-            return Err(
-                "oauth: introspection_client_secret is set but introspection_client_id is not"
-                    .into(),
-            );
+            return Err("oauth: introspection_client_secret is set but introspection_client_id is not".into());
         }
         if !self.resource.is_empty() {
             check_absolute_url(&self.resource).map_err(|e| format!("oauth.resource: {e}"))?;
@@ -181,10 +172,7 @@ impl OAuthConfig {
             check_absolute_url(s).map_err(|e| format!("oauth.authorization_servers: {e}"))?;
         }
         if self.authorization_servers.is_empty() && self.issuer.is_none() {
-            return Err(
-                "oauth: authorization_servers (or issuer) must name at least one authorization server"
-                    .into(),
-            );
+            return Err("oauth: authorization_servers (or issuer) must name at least one authorization server".into());
         }
         if self.audiences.iter().any(|a| a.is_empty()) {
             return Err("oauth.audiences: empty audience".into());
@@ -193,30 +181,20 @@ impl OAuthConfig {
             return Err(format!("oauth.timeout_secs must be 1..={MAX_TIMEOUT_SECS}"));
         }
         if self.leeway_secs > MAX_LEEWAY_SECS {
-            return Err(format!(
-                "oauth.leeway_secs must be at most {MAX_LEEWAY_SECS}"
-            ));
+            return Err(format!("oauth.leeway_secs must be at most {MAX_LEEWAY_SECS}"));
         }
         if self.jwks_cache_secs == 0 || self.jwks_cache_secs > MAX_CACHE_SECS {
-            return Err(format!(
-                "oauth.jwks_cache_secs must be 1..={MAX_CACHE_SECS}"
-            ));
+            return Err(format!("oauth.jwks_cache_secs must be 1..={MAX_CACHE_SECS}"));
         }
         if self.introspection_cache_secs > MAX_CACHE_SECS {
-            return Err(format!(
-                "oauth.introspection_cache_secs must be at most {MAX_CACHE_SECS}"
-            ));
+            return Err(format!("oauth.introspection_cache_secs must be at most {MAX_CACHE_SECS}"));
         }
         Ok(())
     }
 
     /// The `aud` values a token must name (at least one of).
     pub fn effective_audiences(&self) -> Vec<String> {
-        if self.audiences.is_empty() {
-            vec![self.resource.clone()]
-        } else {
-            self.audiences.clone()
-        }
+        if self.audiences.is_empty() { vec![self.resource.clone()] } else { self.audiences.clone() }
     }
 }
 
@@ -346,11 +324,7 @@ pub fn bearer_from_header(value: &str) -> Option<&str> {
 /// `scope="…"` and `error="…", error_description="…"`. Values are quoted
 /// and escaped; control and non-ASCII characters become `?`, so the result
 /// is always a valid header value.
-pub fn www_authenticate(
-    resource_metadata_url: &str,
-    scope: Option<&str>,
-    error: Option<(&str, &str)>,
-) -> String {
+pub fn www_authenticate(resource_metadata_url: &str, scope: Option<&str>, error: Option<(&str, &str)>) -> String {
     let mut out = String::from("Bearer resource_metadata=");
     push_quoted(&mut out, resource_metadata_url);
     if let Some(scope) = scope {
@@ -388,10 +362,7 @@ pub fn protected_resource_metadata(cfg: &OAuthConfig) -> serde_json::Value {
     let servers: Vec<&str> = if cfg.authorization_servers.is_empty() {
         cfg.issuer.iter().map(String::as_str).collect()
     } else {
-        cfg.authorization_servers
-            .iter()
-            .map(String::as_str)
-            .collect()
+        cfg.authorization_servers.iter().map(String::as_str).collect()
     };
     let mut doc = serde_json::json!({
         "resource": cfg.resource,
@@ -402,10 +373,7 @@ pub fn protected_resource_metadata(cfg: &OAuthConfig) -> serde_json::Value {
     if !cfg.scopes_supported.is_empty()
         && let Some(obj) = doc.as_object_mut()
     {
-        obj.insert(
-            "scopes_supported".into(),
-            serde_json::json!(cfg.scopes_supported),
-        );
+        obj.insert("scopes_supported".into(), serde_json::json!(cfg.scopes_supported));
     }
     doc
 }
@@ -430,10 +398,7 @@ impl fmt::Debug for TokenValidator {
             .field("audiences", &self.audiences)
             .field("issuer", &self.issuer)
             .field("jwks", &self.jwks.as_ref().map(|j| &j.url))
-            .field(
-                "introspection",
-                &self.introspection.as_ref().map(|i| &i.url),
-            )
+            .field("introspection", &self.introspection.as_ref().map(|i| &i.url))
             .finish_non_exhaustive()
     }
 }
@@ -462,8 +427,7 @@ struct JwksState {
 
 impl JwksState {
     fn is_fresh(&self, now: Instant, ttl: Duration) -> bool {
-        self.fetched_at
-            .is_some_and(|t| now.saturating_duration_since(t) < ttl)
+        self.fetched_at.is_some_and(|t| now.saturating_duration_since(t) < ttl)
     }
 }
 
@@ -502,16 +466,8 @@ impl TokenValidator {
         Self::with_roots(cfg, connector, roots)
     }
 
-    fn with_roots(
-        cfg: OAuthConfig,
-        connector: Arc<dyn Connector>,
-        roots: RootCertStore,
-    ) -> Result<Self, String> {
-        OAuthConfig {
-            enabled: true,
-            ..cfg.clone()
-        }
-        .validate()?;
+    fn with_roots(cfg: OAuthConfig, connector: Arc<dyn Connector>, roots: RootCertStore) -> Result<Self, String> {
+        OAuthConfig { enabled: true, ..cfg.clone() }.validate()?;
         let audiences = cfg.effective_audiences();
         if audiences.iter().any(String::is_empty) {
             return Err("oauth: resource (or audiences) must be set".into());
@@ -519,9 +475,7 @@ impl TokenValidator {
         // Pin jsonwebtoken's crypto backend explicitly: if another crate in
         // the build also enabled its `rust_crypto` feature, its automatic
         // choice would panic. An Err means one is installed already.
-        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
-        );
+        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER);
         let http = HttpClient::new(connector, roots, Duration::from_secs(cfg.timeout_secs))?;
         let jwks = match &cfg.jwks_url {
             Some(url) => Some(JwksSource {
@@ -540,10 +494,7 @@ impl TokenValidator {
                     let mut creds = String::new();
                     form_urlencode_into(&mut creds, id);
                     creds.push(':');
-                    form_urlencode_into(
-                        &mut creds,
-                        cfg.introspection_client_secret.as_deref().unwrap_or(""),
-                    );
+                    form_urlencode_into(&mut creds, cfg.introspection_client_secret.as_deref().unwrap_or(""));
                     format!("Basic {}", STANDARD.encode(creds))
                 });
                 Some(IntrospectionSource {
@@ -557,14 +508,7 @@ impl TokenValidator {
             }
             None => None,
         };
-        Ok(Self {
-            audiences,
-            issuer: cfg.issuer.clone(),
-            leeway_secs: cfg.leeway_secs,
-            http,
-            jwks,
-            introspection,
-        })
+        Ok(Self { audiences, issuer: cfg.issuer.clone(), leeway_secs: cfg.leeway_secs, http, jwks, introspection })
     }
 
     /// Validates a bearer token (as taken by [`bearer_from_header`]).
@@ -585,9 +529,7 @@ impl TokenValidator {
             }
             (Some(jwks), None) => self.validate_jwt(jwks, bearer_token).await,
             (None, Some(intro)) => self.introspect(intro, bearer_token).await,
-            (None, None) => Err(TokenError::Unavailable(
-                "no token validation configured".into(),
-            )),
+            (None, None) => Err(TokenError::Unavailable("no token validation configured".into())),
         }
     }
 
@@ -598,10 +540,7 @@ impl TokenValidator {
         if audience.iter().any(|a| self.audiences.contains(a)) {
             return Ok(());
         }
-        Err(TokenError::WrongAudience(format!(
-            "token is for {}, not this resource",
-            summarize(audience)
-        )))
+        Err(TokenError::WrongAudience(format!("token is for {}, not this resource", summarize(audience))))
     }
 
     // --- JWT -----------------------------------------------------------
@@ -611,19 +550,12 @@ impl TokenValidator {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Invalid("malformed JWT or unsupported algorithm".into()))?;
         if !ACCEPTED_ALGORITHMS.contains(&header.alg) {
-            return Err(TokenError::Invalid(format!(
-                "JWT algorithm {:?} is not accepted",
-                header.alg
-            )));
+            return Err(TokenError::Invalid(format!("JWT algorithm {:?} is not accepted", header.alg)));
         }
         if header.crit.is_some() {
-            return Err(TokenError::Invalid(
-                "JWT has critical header extensions".into(),
-            ));
+            return Err(TokenError::Invalid("JWT has critical header extensions".into()));
         }
-        let keys = self
-            .jwks_candidates(src, header.kid.as_deref(), header.alg)
-            .await?;
+        let keys = self.jwks_candidates(src, header.kid.as_deref(), header.alg).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway_secs;
         validation.validate_exp = true;
@@ -686,9 +618,8 @@ impl TokenValidator {
         let current = lock(&src.state).clone();
         let fresh = current.is_fresh(now, src.ttl);
         let raced = current.generation != snapshot.generation;
-        let recently = |t: Option<Instant>| {
-            t.is_some_and(|t| now.saturating_duration_since(t) < JWKS_MIN_REFETCH_INTERVAL)
-        };
+        let recently =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < JWKS_MIN_REFETCH_INTERVAL);
         let may_fetch = if raced {
             // Someone fetched while we waited: use their result.
             false
@@ -700,9 +631,7 @@ impl TokenValidator {
         };
         if !may_fetch {
             if !fresh {
-                return Err(TokenError::Unavailable(
-                    "JWKS could not be fetched recently; retrying later".into(),
-                ));
+                return Err(TokenError::Unavailable("JWKS could not be fetched recently; retrying later".into()));
             }
             return match pick_keys(&current.keys, kid, alg) {
                 Picked::Keys(keys) => Ok(keys),
@@ -746,8 +675,7 @@ impl TokenValidator {
         if status != StatusCode::OK {
             return Err(format!("{} answered HTTP {status}", src.url));
         }
-        let doc: JwksDocument =
-            serde_json::from_slice(&body).map_err(|_| format!("{} is not a JWKS", src.url))?;
+        let doc: JwksDocument = serde_json::from_slice(&body).map_err(|_| format!("{} is not a JWKS", src.url))?;
         let mut keys = Vec::new();
         for value in doc.keys.into_iter().take(MAX_JWKS_KEYS) {
             match serde_json::from_value::<Jwk>(value) {
@@ -767,22 +695,14 @@ impl TokenValidator {
 
     // --- introspection ---------------------------------------------------
 
-    async fn introspect(
-        &self,
-        src: &IntrospectionSource,
-        token: &str,
-    ) -> Result<TokenInfo, TokenError> {
+    async fn introspect(&self, src: &IntrospectionSource, token: &str) -> Result<TokenInfo, TokenError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(info) = cache_get(src, &key) {
             return Ok(info);
         }
         // One bound for waiting on a permit and the request itself.
         let answer = tokio::time::timeout(self.http.timeout, async {
-            let _permit = src
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| "shutting down".to_string())?;
+            let _permit = src.permits.acquire().await.map_err(|_| "shutting down".to_string())?;
             // Another request may have introspected this token meanwhile.
             if let Some(info) = cache_get(src, &key) {
                 return Ok(Introspected::Cached(info));
@@ -790,16 +710,12 @@ impl TokenValidator {
             let mut form = String::from("token=");
             form_urlencode_into(&mut form, token);
             form.push_str("&token_type_hint=access_token");
-            let mut req = src
-                .target
-                .request(Method::POST)
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            let mut req =
+                src.target.request(Method::POST).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
             if let Some(auth) = &src.basic_auth {
                 req = req.header(header::AUTHORIZATION, auth);
             }
-            let req = req
-                .body(Full::new(Bytes::from(form)))
-                .map_err(|_| "building request failed".to_string())?;
+            let req = req.body(Full::new(Bytes::from(form))).map_err(|_| "building request failed".to_string())?;
             let (status, body) = self.http.send(&src.target, req).await?;
             Ok::<_, String>(Introspected::Answer(status, body))
         })
@@ -820,21 +736,19 @@ impl TokenValidator {
         };
         if status != StatusCode::OK {
             tracing::warn!(url = %src.url, %status, "token introspection refused");
-            return Err(TokenError::Unavailable(format!(
-                "introspection endpoint answered HTTP {status}"
-            )));
+            return Err(TokenError::Unavailable(format!("introspection endpoint answered HTTP {status}")));
         }
-        let resp: IntrospectionResponse = serde_json::from_slice(&body).map_err(|_| {
-            TokenError::Unavailable("introspection answer is not a valid RFC 7662 response".into())
-        })?;
+        let resp: IntrospectionResponse = serde_json::from_slice(&body)
+            .map_err(|_| TokenError::Unavailable("introspection answer is not a valid RFC 7662 response".into()))?;
         if !resp.active {
             return Err(TokenError::Invalid("token is not active".into()));
         }
         let now = now_secs();
         let expires_at = match &resp.exp {
-            Some(v) => Some(numeric_date(v).ok_or_else(|| {
-                TokenError::Unavailable("introspection answer has a malformed exp".into())
-            })?),
+            Some(v) => Some(
+                numeric_date(v)
+                    .ok_or_else(|| TokenError::Unavailable("introspection answer has a malformed exp".into()))?,
+            ),
             None => None,
         };
         if let Some(exp) = expires_at
@@ -857,10 +771,7 @@ impl TokenValidator {
         let info = TokenInfo {
             subject: resp.sub,
             client_id: resp.client_id,
-            scopes: resp
-                .scope
-                .map(StringOrList::into_scopes)
-                .unwrap_or_default(),
+            scopes: resp.scope.map(StringOrList::into_scopes).unwrap_or_default(),
             expires_at,
             audience,
         };
@@ -896,31 +807,16 @@ enum Picked {
 fn pick_keys(keys: &[Arc<VerifyKey>], kid: Option<&str>, alg: Algorithm) -> Picked {
     match kid {
         Some(kid) => {
-            let same_kid: Vec<_> = keys
-                .iter()
-                .filter(|k| k.kid.as_deref() == Some(kid))
-                .collect();
+            let same_kid: Vec<_> = keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect();
             if same_kid.is_empty() {
                 return Picked::UnknownKid;
             }
-            let usable: Vec<_> = same_kid
-                .into_iter()
-                .filter(|k| k.alg == alg)
-                .cloned()
-                .collect();
-            if usable.is_empty() {
-                Picked::AlgMismatch
-            } else {
-                Picked::Keys(usable)
-            }
+            let usable: Vec<_> = same_kid.into_iter().filter(|k| k.alg == alg).cloned().collect();
+            if usable.is_empty() { Picked::AlgMismatch } else { Picked::Keys(usable) }
         }
         None => {
             let usable: Vec<_> = keys.iter().filter(|k| k.alg == alg).cloned().collect();
-            if usable.is_empty() {
-                Picked::NoKid
-            } else {
-                Picked::Keys(usable)
-            }
+            if usable.is_empty() { Picked::NoKid } else { Picked::Keys(usable) }
         }
     }
 }
@@ -935,18 +831,13 @@ fn verify_key_from_jwk(jwk: &Jwk) -> Option<VerifyKey> {
         return None;
     }
     let (natural, key) = match &jwk.algorithm {
-        AlgorithmParameters::RSA(p) => (
-            Algorithm::RS256,
-            DecodingKey::from_rsa_components(&p.n, &p.e).ok()?,
-        ),
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => (
-            Algorithm::ES256,
-            DecodingKey::from_ec_components(&p.x, &p.y).ok()?,
-        ),
-        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => (
-            Algorithm::EdDSA,
-            DecodingKey::from_ed_components(&p.x).ok()?,
-        ),
+        AlgorithmParameters::RSA(p) => (Algorithm::RS256, DecodingKey::from_rsa_components(&p.n, &p.e).ok()?),
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+            (Algorithm::ES256, DecodingKey::from_ec_components(&p.x, &p.y).ok()?)
+        }
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            (Algorithm::EdDSA, DecodingKey::from_ed_components(&p.x).ok()?)
+        }
         _ => return None,
     };
     let alg = match jwk.common.key_algorithm {
@@ -954,11 +845,7 @@ fn verify_key_from_jwk(jwk: &Jwk) -> Option<VerifyKey> {
         Some(declared) if declared == KeyAlgorithm::from(natural) => natural,
         Some(_) => return None,
     };
-    Some(VerifyKey {
-        kid: jwk.common.key_id.clone(),
-        alg,
-        key,
-    })
+    Some(VerifyKey { kid: jwk.common.key_id.clone(), alg, key })
 }
 
 fn map_jwt_error(kind: &JwtErrorKind) -> TokenError {
@@ -1004,13 +891,7 @@ fn cache_put(src: &IntrospectionSource, key: [u8; 32], info: TokenInfo, ttl: Dur
             }
         }
     }
-    cache.insert(
-        key,
-        CacheEntry {
-            info,
-            until: now + ttl,
-        },
-    );
+    cache.insert(key, CacheEntry { info, until: now + ttl });
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1026,17 +907,12 @@ fn check_token_syntax(token: &str) -> Result<(), TokenError> {
         return Err(TokenError::Invalid("empty token".into()));
     }
     if token.len() > MAX_TOKEN_BYTES {
-        return Err(TokenError::Invalid(format!(
-            "token longer than {MAX_TOKEN_BYTES} bytes"
-        )));
+        return Err(TokenError::Invalid(format!("token longer than {MAX_TOKEN_BYTES} bytes")));
     }
-    let ok = token.bytes().all(|b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-    });
+    let ok =
+        token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'='));
     if !ok {
-        return Err(TokenError::Invalid(
-            "token has characters outside the bearer token syntax".into(),
-        ));
+        return Err(TokenError::Invalid("token has characters outside the bearer token syntax".into()));
     }
     Ok(())
 }
@@ -1044,24 +920,17 @@ fn check_token_syntax(token: &str) -> Result<(), TokenError> {
 /// Three dot-separated base64url parts whose first decodes to a JSON object.
 fn looks_like_jwt(token: &str) -> bool {
     let mut parts = token.split('.');
-    let (Some(head), Some(payload), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(head), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    let b64url = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
+    let b64url = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if head.is_empty() || payload.is_empty() || !b64url(head) || !b64url(payload) || !b64url(sig) {
         return false;
     }
     URL_SAFE_NO_PAD
         .decode(head)
         .ok()
-        .and_then(|bytes| {
-            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok()
-        })
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok())
         .is_some()
 }
 
@@ -1083,12 +952,7 @@ impl StringOrList {
     /// Scopes: a space-separated string, or a list (whose items may also
     /// hold space-separated scopes).
     fn into_scopes(self) -> BTreeSet<String> {
-        self.into_vec()
-            .iter()
-            .flat_map(|s| s.split(' '))
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
+        self.into_vec().iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()).map(str::to_owned).collect()
     }
 }
 
@@ -1140,18 +1004,11 @@ fn numeric_date(v: &serde_json::Value) -> Option<u64> {
         return Some(n);
     }
     let f = v.as_f64()?;
-    if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 {
-        Some(f as u64)
-    } else {
-        None
-    }
+    if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 { Some(f as u64) } else { None }
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// At most three values, each cut to 64 characters, for messages.
@@ -1175,9 +1032,7 @@ fn form_urlencode_into(out: &mut String, value: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(char::from(b))
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(char::from(b)),
             b' ' => out.push('+'),
             _ => {
                 out.push('%');
@@ -1211,36 +1066,21 @@ impl HttpTarget {
             Some("http") => false,
             _ => return Err(format!("{url:?} must be an http:// or https:// URL")),
         };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("{url:?} has no host"))?;
+        let authority = uri.authority().ok_or_else(|| format!("{url:?} has no host"))?;
         if authority.as_str().contains('@') {
             return Err(format!("{url:?}: credentials in URLs are not supported"));
         }
         if url.contains('#') {
             return Err(format!("{url:?} must not have a fragment"));
         }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(format!("{url:?} has no host"));
         }
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let path_and_query = uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .filter(|p| !p.is_empty())
-            .unwrap_or("/")
-            .to_owned();
-        Ok(Self {
-            https,
-            host: host.to_owned(),
-            port,
-            authority: authority.as_str().to_owned(),
-            path_and_query,
-        })
+        let path_and_query =
+            uri.path_and_query().map(|p| p.as_str()).filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
+        Ok(Self { https, host: host.to_owned(), port, authority: authority.as_str().to_owned(), path_and_query })
     }
 
     fn request(&self, method: Method) -> hyper::http::request::Builder {
@@ -1250,10 +1090,7 @@ impl HttpTarget {
             .header(header::HOST, self.authority.as_str())
             .header(header::ACCEPT, "application/json")
             .header(header::CONNECTION, "close")
-            .header(
-                header::USER_AGENT,
-                concat!("tailops/", env!("CARGO_PKG_VERSION")),
-            )
+            .header(header::USER_AGENT, concat!("tailops/", env!("CARGO_PKG_VERSION")))
     }
 }
 
@@ -1264,11 +1101,7 @@ struct HttpClient {
 }
 
 impl HttpClient {
-    fn new(
-        connector: Arc<dyn Connector>,
-        roots: RootCertStore,
-        timeout: Duration,
-    ) -> Result<Self, String> {
+    fn new(connector: Arc<dyn Connector>, roots: RootCertStore, timeout: Duration) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -1276,26 +1109,14 @@ impl HttpClient {
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Self {
-            connector,
-            tls: TlsConnector::from(Arc::new(config)),
-            timeout,
-        })
+        Ok(Self { connector, tls: TlsConnector::from(Arc::new(config)), timeout })
     }
 
     /// One request, bounded by the timeout and [`MAX_RESPONSE_BYTES`].
     /// Errors describe the endpoint, never the request body.
-    async fn send(
-        &self,
-        target: &HttpTarget,
-        req: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let url = format!(
-            "{}://{}{}",
-            if target.https { "https" } else { "http" },
-            target.authority,
-            target.path_and_query
-        );
+    async fn send(&self, target: &HttpTarget, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
+        let url =
+            format!("{}://{}{}", if target.https { "https" } else { "http" }, target.authority, target.path_and_query);
         match tokio::time::timeout(self.timeout, self.send_inner(target, req)).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(format!("{url}: {e}")),
@@ -1303,24 +1124,11 @@ impl HttpClient {
         }
     }
 
-    async fn send_inner(
-        &self,
-        target: &HttpTarget,
-        req: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let stream = self
-            .connector
-            .connect(&target.host, target.port)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+    async fn send_inner(&self, target: &HttpTarget, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
+        let stream = self.connector.connect(&target.host, target.port).await.map_err(|e| format!("connect: {e}"))?;
         if target.https {
-            let name = ServerName::try_from(target.host.clone())
-                .map_err(|_| "invalid TLS server name".to_string())?;
-            let tls = self
-                .tls
-                .connect(name, stream)
-                .await
-                .map_err(|e| format!("TLS: {e}"))?;
+            let name = ServerName::try_from(target.host.clone()).map_err(|_| "invalid TLS server name".to_string())?;
+            let tls = self.tls.connect(name, stream).await.map_err(|e| format!("TLS: {e}"))?;
             exchange(tls, req).await
         } else {
             exchange(stream, req).await
@@ -1332,14 +1140,10 @@ async fn exchange<T>(io: T, req: Request<Full<Bytes>>) -> Result<(StatusCode, By
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("HTTP: {e}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| format!("HTTP: {e}"))?;
     let response = async move {
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("HTTP: {e}"))?;
+        let resp = sender.send_request(req).await.map_err(|e| format!("HTTP: {e}"))?;
         let status = resp.status();
         let declared = resp
             .headers()
@@ -1417,28 +1221,17 @@ mod tests {
     impl TestKey {
         fn ed(kid: &str) -> Self {
             let kp = sig::Ed25519KeyPair::generate().expect("ed25519 key");
-            Self {
-                kid: kid.into(),
-                kind: KeyKind::Ed(kp),
-            }
+            Self { kid: kid.into(), kind: KeyKind::Ed(kp) }
         }
 
         fn ec(kid: &str) -> Self {
-            let kp = sig::EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING)
-                .expect("p256 key");
-            Self {
-                kid: kid.into(),
-                kind: KeyKind::Ec(kp),
-            }
+            let kp = sig::EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).expect("p256 key");
+            Self { kid: kid.into(), kind: KeyKind::Ec(kp) }
         }
 
         fn rsa(kid: &str) -> Self {
-            let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-                .expect("rsa key");
-            Self {
-                kid: kid.into(),
-                kind: KeyKind::Rsa(kp),
-            }
+            let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa key");
+            Self { kid: kid.into(), kind: KeyKind::Rsa(kp) }
         }
 
         fn alg(&self) -> &'static str {
@@ -1487,8 +1280,7 @@ mod tests {
                 KeyKind::Ec(kp) => kp.sign(&rng, msg).expect("ecdsa sign").as_ref().to_vec(),
                 KeyKind::Rsa(kp) => {
                     let mut out = vec![0; kp.public_modulus_len()];
-                    kp.sign(&sig::RSA_PKCS1_SHA256, &rng, msg, &mut out)
-                        .expect("rsa sign");
+                    kp.sign(&sig::RSA_PKCS1_SHA256, &rng, msg, &mut out).expect("rsa sign");
                     out
                 }
             }
@@ -1501,11 +1293,8 @@ mod tests {
     }
 
     fn jwt(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
-        let msg = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
+        let msg =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let signature = sign(msg.as_bytes());
         format!("{msg}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
@@ -1570,31 +1359,18 @@ mod tests {
         body: String,
     ) -> axum::response::Response {
         idp.introspect_hits.fetch_add(1, Ordering::SeqCst);
-        let auth = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
         *lock(&idp.last_authorization) = auth.clone();
         let form = form_decode(&body);
         *lock(&idp.last_form) = form.clone();
         if let Some(required) = lock(&idp.required_auth).clone()
             && auth.as_deref() != Some(required.as_str())
         {
-            return (
-                axum::http::StatusCode::UNAUTHORIZED,
-                axum::Json(json!({"error": "invalid_client"})),
-            )
+            return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client"})))
                 .into_response();
         }
-        let token = form
-            .iter()
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let answer = lock(&idp.answers)
-            .get(&token)
-            .cloned()
-            .unwrap_or_else(|| json!({"active": false}));
+        let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()).unwrap_or_default();
+        let answer = lock(&idp.answers).get(&token).cloned().unwrap_or_else(|| json!({"active": false}));
         axum::Json(answer).into_response()
     }
 
@@ -1616,9 +1392,7 @@ mod tests {
             .route("/slow", get(serve_slow))
             .route("/big", get(serve_big))
             .with_state(idp.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -1656,9 +1430,7 @@ mod tests {
 
     /// A port nothing listens on.
     async fn dead_port() -> u16 {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         l.local_addr().expect("addr").port()
     }
 
@@ -1746,14 +1518,9 @@ mod tests {
         let key = TestKey::rsa("rsa-1");
         idp.set_keys(&[key.jwk(true), TestKey::ed("other").jwk(true)]);
         let v = validator(jwt_cfg(addr));
-        let info = v
-            .validate(&key.token(&claims(json!({}))))
-            .await
-            .expect("valid token");
+        let info = v.validate(&key.token(&claims(json!({})))).await.expect("valid token");
         assert_eq!(info.scopes, scopes(&["files:read", "system:read"]));
-        let no_kid = jwt(&json!({"alg": "RS256"}), &claims(json!({})), |m| {
-            key.sign(m)
-        });
+        let no_kid = jwt(&json!({"alg": "RS256"}), &claims(json!({})), |m| key.sign(m));
         v.validate(&no_kid).await.expect("kid-less token");
     }
 
@@ -1792,27 +1559,13 @@ mod tests {
         let r = v.validate(&other).await;
         assert!(matches!(r, Err(TokenError::WrongAudience(ref m)) if m.contains("other.example")));
         let list = key.token(&claims(json!({"aud": ["a", "b"]})));
-        assert!(matches!(
-            v.validate(&list).await,
-            Err(TokenError::WrongAudience(_))
-        ));
+        assert!(matches!(v.validate(&list).await, Err(TokenError::WrongAudience(_))));
         let none = key.token(&claims(json!({"aud": null})));
-        assert!(matches!(
-            v.validate(&none).await,
-            Err(TokenError::WrongAudience(_))
-        ));
+        assert!(matches!(v.validate(&none).await, Err(TokenError::WrongAudience(_))));
         // With explicit audiences the resource itself is no longer implied.
-        let v2 = validator(OAuthConfig {
-            audiences: vec!["tailops".into()],
-            ..jwt_cfg(addr)
-        });
-        v2.validate(&key.token(&claims(json!({"aud": "tailops"}))))
-            .await
-            .expect("configured audience");
-        assert!(matches!(
-            v2.validate(&key.token(&claims(json!({})))).await,
-            Err(TokenError::WrongAudience(_))
-        ));
+        let v2 = validator(OAuthConfig { audiences: vec!["tailops".into()], ..jwt_cfg(addr) });
+        v2.validate(&key.token(&claims(json!({"aud": "tailops"})))).await.expect("configured audience");
+        assert!(matches!(v2.validate(&key.token(&claims(json!({})))).await, Err(TokenError::WrongAudience(_))));
     }
 
     #[tokio::test]
@@ -1822,16 +1575,11 @@ mod tests {
         idp.set_keys(&[key.jwk(true)]);
         let v = validator(jwt_cfg(addr));
         let wrong = key.token(&claims(json!({"iss": "https://evil.example"})));
-        assert!(
-            matches!(v.validate(&wrong).await, Err(TokenError::Invalid(m)) if m.contains("issuer"))
-        );
+        assert!(matches!(v.validate(&wrong).await, Err(TokenError::Invalid(m)) if m.contains("issuer")));
         let missing = key.token(&claims(json!({"iss": null})));
         assert!(is_invalid(&v.validate(&missing).await));
         // Without a configured issuer, iss is not checked.
-        let v2 = validator(OAuthConfig {
-            issuer: None,
-            ..jwt_cfg(addr)
-        });
+        let v2 = validator(OAuthConfig { issuer: None, ..jwt_cfg(addr) });
         v2.validate(&wrong).await.expect("issuer unchecked");
     }
 
@@ -1844,9 +1592,7 @@ mod tests {
         // Signed by another key claiming the same kid.
         let impostor = TestKey::ed("ed-1");
         let forged = impostor.token(&claims(json!({})));
-        assert!(
-            matches!(v.validate(&forged).await, Err(TokenError::Invalid(m)) if m.contains("signature"))
-        );
+        assert!(matches!(v.validate(&forged).await, Err(TokenError::Invalid(m)) if m.contains("signature")));
         // Payload swapped after signing.
         let good = key.token(&claims(json!({})));
         let evil_payload = URL_SAFE_NO_PAD.encode(claims(json!({"scope": "admin"})).to_string());
@@ -1865,15 +1611,11 @@ mod tests {
         let new = TestKey::ec("k-new");
         idp.set_keys(&[old.jwk(true)]);
         let v = validator(jwt_cfg(addr));
-        v.validate(&old.token(&claims(json!({}))))
-            .await
-            .expect("old key");
+        v.validate(&old.token(&claims(json!({})))).await.expect("old key");
         assert_eq!(idp.jwks_hits(), 1);
         // The IdP rotates: the new kid is unknown, so the JWKS is refetched.
         idp.set_keys(&[new.jwk(true)]);
-        v.validate(&new.token(&claims(json!({}))))
-            .await
-            .expect("rotated key");
+        v.validate(&new.token(&claims(json!({})))).await.expect("rotated key");
         assert_eq!(idp.jwks_hits(), 2);
         // More unknown kids within 10 s: no further fetches.
         for i in 0..5 {
@@ -1882,14 +1624,10 @@ mod tests {
             assert!(is_invalid(&r), "{r:?}");
         }
         // The retired key is gone from the cache too.
-        assert!(is_invalid(
-            &v.validate(&old.token(&claims(json!({})))).await
-        ));
+        assert!(is_invalid(&v.validate(&old.token(&claims(json!({})))).await));
         assert_eq!(idp.jwks_hits(), 2);
         // Known kids keep working without fetching.
-        v.validate(&new.token(&claims(json!({}))))
-            .await
-            .expect("rotated key");
+        v.validate(&new.token(&claims(json!({})))).await.expect("rotated key");
         assert_eq!(idp.jwks_hits(), 2);
     }
 
@@ -1930,34 +1668,24 @@ mod tests {
         let c = claims(json!({}));
 
         // alg "none", with and without a kid.
-        for header in [
-            json!({"alg": "none"}),
-            json!({"alg": "none", "kid": "ed-1"}),
-        ] {
+        for header in [json!({"alg": "none"}), json!({"alg": "none", "kid": "ed-1"})] {
             let none = jwt(&header, &c, |_| Vec::new());
             assert!(is_invalid(&v.validate(&none).await), "{header}");
         }
         // HS256 keyed with the Ed25519 public key (classic confusion).
-        let KeyKind::Ed(kp) = &ed.kind else {
-            panic!("ed key")
-        };
-        let hmac_key =
-            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, kp.public_key().as_ref());
-        let hs = jwt(&json!({"alg": "HS256", "kid": "ed-1"}), &c, |m| {
-            aws_lc_rs::hmac::sign(&hmac_key, m).as_ref().to_vec()
-        });
+        let KeyKind::Ed(kp) = &ed.kind else { panic!("ed key") };
+        let hmac_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, kp.public_key().as_ref());
+        let hs =
+            jwt(&json!({"alg": "HS256", "kid": "ed-1"}), &c, |m| aws_lc_rs::hmac::sign(&hmac_key, m).as_ref().to_vec());
         assert!(is_invalid(&v.validate(&hs).await));
         // HS256 with a symmetric key from the JWKS: never.
         let oct_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"secret");
-        let hs = jwt(&json!({"alg": "HS256", "kid": "hmac"}), &c, |m| {
-            aws_lc_rs::hmac::sign(&oct_key, m).as_ref().to_vec()
-        });
+        let hs =
+            jwt(&json!({"alg": "HS256", "kid": "hmac"}), &c, |m| aws_lc_rs::hmac::sign(&oct_key, m).as_ref().to_vec());
         assert!(is_invalid(&v.validate(&hs).await));
         // ES256 token naming the Ed25519 key's kid.
         let swapped = jwt(&json!({"alg": "ES256", "kid": "ed-1"}), &c, |m| ec.sign(m));
-        assert!(
-            matches!(v.validate(&swapped).await, Err(TokenError::Invalid(m)) if m.contains("algorithm"))
-        );
+        assert!(matches!(v.validate(&swapped).await, Err(TokenError::Invalid(m)) if m.contains("algorithm")));
         // EdDSA token naming the P-256 key's kid.
         let swapped = jwt(&json!({"alg": "EdDSA", "kid": "ec-1"}), &c, |m| ed.sign(m));
         assert!(is_invalid(&v.validate(&swapped).await));
@@ -1967,11 +1695,7 @@ mod tests {
         let ps = jwt(&json!({"alg": "PS256", "kid": "ed-1"}), &c, |m| ed.sign(m));
         assert!(is_invalid(&v.validate(&ps).await));
         // Critical header extensions are refused.
-        let crit = jwt(
-            &json!({"alg": "EdDSA", "kid": "ed-1", "crit": ["exp"], "exp": 1}),
-            &c,
-            |m| ed.sign(m),
-        );
+        let crit = jwt(&json!({"alg": "EdDSA", "kid": "ed-1", "crit": ["exp"], "exp": 1}), &c, |m| ed.sign(m));
         assert!(is_invalid(&v.validate(&crit).await));
         // The genuine tokens still pass.
         v.validate(&ed.token(&c)).await.expect("ed token");
@@ -1991,15 +1715,9 @@ mod tests {
         });
         let r = v.validate(&token).await;
         assert!(matches!(r, Err(TokenError::Unavailable(_))), "{r:?}");
-        assert_eq!(
-            r.expect_err("unavailable").oauth_error_code(),
-            "temporarily_unavailable"
-        );
+        assert_eq!(r.expect_err("unavailable").oauth_error_code(), "temporarily_unavailable");
         // Failed fetches are not retried at once.
-        assert!(matches!(
-            v.validate(&token).await,
-            Err(TokenError::Unavailable(_))
-        ));
+        assert!(matches!(v.validate(&token).await, Err(TokenError::Unavailable(_))));
 
         let (addr, _idp) = start_idp().await;
         for (path, what) in [("/slow", "within"), ("/big", "larger"), ("/nope", "404")] {
@@ -2010,10 +1728,7 @@ mod tests {
             });
             let started = Instant::now();
             let r = v.validate(&token).await;
-            assert!(
-                matches!(&r, Err(TokenError::Unavailable(m)) if m.contains(what)),
-                "{path}: {r:?}"
-            );
+            assert!(matches!(&r, Err(TokenError::Unavailable(m)) if m.contains(what)), "{path}: {r:?}");
             assert!(started.elapsed() < Duration::from_secs(3), "{path}");
             // The token never appears in an error.
             assert!(!format!("{r:?}").contains(&token));
@@ -2045,10 +1760,8 @@ mod tests {
     async fn introspection_active_inactive_and_basic_auth() {
         let (addr, idp) = start_idp().await;
         let secret = "s3cr:et/+ü";
-        let expected_auth = format!(
-            "Basic {}",
-            STANDARD.encode("tailops%2Did:s3cr%3Aet%2F%2B%C3%BC".replace("%2D", "-"))
-        );
+        let expected_auth =
+            format!("Basic {}", STANDARD.encode("tailops%2Did:s3cr%3Aet%2F%2B%C3%BC".replace("%2D", "-")));
         *lock(&idp.required_auth) = Some(expected_auth.clone());
         let token = "opaque-token+/=";
         idp.answer(token, active(json!({})));
@@ -2065,17 +1778,11 @@ mod tests {
         let form = lock(&idp.last_form).clone();
         assert_eq!(
             form,
-            vec![
-                ("token".to_string(), token.to_string()),
-                ("token_type_hint".to_string(), "access_token".to_string()),
-            ]
+            vec![("token".to_string(), token.to_string()), ("token_type_hint".to_string(), "access_token".to_string()),]
         );
 
         let r = v.validate("revoked-token").await;
-        assert!(
-            matches!(r, Err(TokenError::Invalid(ref m)) if m.contains("not active")),
-            "{r:?}"
-        );
+        assert!(matches!(r, Err(TokenError::Invalid(ref m)) if m.contains("not active")), "{r:?}");
 
         // Wrong client credentials: the endpoint refuses us → 503, not 401.
         let bad = validator(OAuthConfig {
@@ -2084,10 +1791,7 @@ mod tests {
             ..intro_cfg(addr)
         });
         let r = bad.validate(token).await;
-        assert!(
-            matches!(r, Err(TokenError::Unavailable(ref m)) if m.contains("401")),
-            "{r:?}"
-        );
+        assert!(matches!(r, Err(TokenError::Unavailable(ref m)) if m.contains("401")), "{r:?}");
     }
 
     #[tokio::test]
@@ -2127,10 +1831,7 @@ mod tests {
         let _ = v.validate("short").await;
         assert_eq!(idp.introspect_hits(), 5);
         // introspection_cache_secs = 0 disables caching.
-        let nocache = validator(OAuthConfig {
-            introspection_cache_secs: 0,
-            ..intro_cfg(addr)
-        });
+        let nocache = validator(OAuthConfig { introspection_cache_secs: 0, ..intro_cfg(addr) });
         nocache.validate("good").await.expect("active");
         nocache.validate("good").await.expect("active");
         assert_eq!(idp.introspect_hits(), 7);
@@ -2150,26 +1851,14 @@ mod tests {
         idp.answer("no-active", json!({"scope": "x", "aud": RESOURCE}));
         let v = validator(intro_cfg(addr));
         assert_eq!(v.validate("expired").await, Err(TokenError::Expired));
-        assert!(matches!(
-            v.validate("other-aud").await,
-            Err(TokenError::WrongAudience(_))
-        ));
-        assert!(matches!(
-            v.validate("no-aud").await,
-            Err(TokenError::WrongAudience(_))
-        ));
+        assert!(matches!(v.validate("other-aud").await, Err(TokenError::WrongAudience(_))));
+        assert!(matches!(v.validate("no-aud").await, Err(TokenError::WrongAudience(_))));
         assert!(is_invalid(&v.validate("other-iss").await));
         assert!(is_invalid(&v.validate("early").await));
         let info = v.validate("no-exp").await.expect("exp is optional");
         assert_eq!(info.expires_at, None);
-        assert!(matches!(
-            v.validate("bad-exp").await,
-            Err(TokenError::Unavailable(_))
-        ));
-        assert!(matches!(
-            v.validate("no-active").await,
-            Err(TokenError::Unavailable(_))
-        ));
+        assert!(matches!(v.validate("bad-exp").await, Err(TokenError::Unavailable(_))));
+        assert!(matches!(v.validate("no-active").await, Err(TokenError::Unavailable(_))));
     }
 
     #[tokio::test]
@@ -2199,13 +1888,9 @@ mod tests {
         let key = TestKey::ed("ed-1");
         idp.set_keys(&[key.jwk(true)]);
         idp.answer("opaque", active(json!({})));
-        let v = validator(OAuthConfig {
-            introspection_url: Some(format!("http://{addr}/introspect")),
-            ..jwt_cfg(addr)
-        });
-        v.validate(&key.token(&claims(json!({}))))
-            .await
-            .expect("jwt");
+        let v =
+            validator(OAuthConfig { introspection_url: Some(format!("http://{addr}/introspect")), ..jwt_cfg(addr) });
+        v.validate(&key.token(&claims(json!({})))).await.expect("jwt");
         assert_eq!((idp.jwks_hits(), idp.introspect_hits()), (1, 0));
         v.validate("opaque").await.expect("opaque");
         assert_eq!((idp.jwks_hits(), idp.introspect_hits()), (1, 1));
@@ -2218,17 +1903,9 @@ mod tests {
     #[tokio::test]
     async fn malformed_tokens_are_refused_without_any_fetch() {
         let (addr, idp) = start_idp().await;
-        let v = validator(OAuthConfig {
-            introspection_url: Some(format!("http://{addr}/introspect")),
-            ..jwt_cfg(addr)
-        });
-        for bad in [
-            "",
-            "has space",
-            "quote\"",
-            "uni©ode",
-            &"a".repeat(MAX_TOKEN_BYTES + 1),
-        ] {
+        let v =
+            validator(OAuthConfig { introspection_url: Some(format!("http://{addr}/introspect")), ..jwt_cfg(addr) });
+        for bad in ["", "has space", "quote\"", "uni©ode", &"a".repeat(MAX_TOKEN_BYTES + 1)] {
             assert!(is_invalid(&v.validate(bad).await), "{bad:?}");
         }
         assert_eq!((idp.jwks_hits(), idp.introspect_hits()), (0, 0));
@@ -2244,13 +1921,8 @@ mod tests {
             cache: Mutex::new(HashMap::new()),
             permits: tokio::sync::Semaphore::new(1),
         };
-        let info = TokenInfo {
-            subject: None,
-            client_id: None,
-            scopes: BTreeSet::new(),
-            expires_at: None,
-            audience: vec![],
-        };
+        let info =
+            TokenInfo { subject: None, client_id: None, scopes: BTreeSet::new(), expires_at: None, audience: vec![] };
         for i in 0..(INTROSPECTION_CACHE_MAX_ENTRIES + 50) {
             let key: [u8; 32] = Sha256::digest(i.to_le_bytes()).into();
             let ttl = Duration::from_secs(60 + i as u64);
@@ -2260,8 +1932,7 @@ mod tests {
         assert_eq!(cache.len(), INTROSPECTION_CACHE_MAX_ENTRIES);
         // The ones expiring first were evicted; the newest is there.
         let first: [u8; 32] = Sha256::digest(0usize.to_le_bytes()).into();
-        let last: [u8; 32] =
-            Sha256::digest((INTROSPECTION_CACHE_MAX_ENTRIES + 49).to_le_bytes()).into();
+        let last: [u8; 32] = Sha256::digest((INTROSPECTION_CACHE_MAX_ENTRIES + 49).to_le_bytes()).into();
         assert!(!cache.contains_key(&first));
         assert!(cache.contains_key(&last));
     }
@@ -2282,8 +1953,7 @@ mod tests {
     }
 
     async fn start_tls_jwks(jwks: Value) -> (u16, CertificateDer<'static>) {
-        let ck = rcgen::generate_simple_self_signed(vec!["idp.test".to_string()])
-            .expect("self-signed cert");
+        let ck = rcgen::generate_simple_self_signed(vec!["idp.test".to_string()]).expect("self-signed cert");
         let cert = ck.cert.der().clone();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -2294,9 +1964,7 @@ mod tests {
             .with_single_cert(vec![cert.clone()], key)
             .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let body = Bytes::from(jwks.to_string());
         tokio::spawn(async move {
@@ -2311,9 +1979,7 @@ mod tests {
                         let body = body.clone();
                         async move { Ok::<_, Infallible>(hyper::Response::new(Full::new(body))) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
                 });
             }
         });
@@ -2332,21 +1998,15 @@ mod tests {
 
         let mut roots = RootCertStore::empty();
         roots.add(cert).expect("root");
-        let connector = Arc::new(LoopbackConnector {
-            hosts: Mutex::new(Vec::new()),
-        });
-        let v =
-            TokenValidator::with_roots(cfg.clone(), connector.clone(), roots).expect("validator");
+        let connector = Arc::new(LoopbackConnector { hosts: Mutex::new(Vec::new()) });
+        let v = TokenValidator::with_roots(cfg.clone(), connector.clone(), roots).expect("validator");
         v.validate(&token).await.expect("valid over https");
         assert_eq!(lock(&connector.hosts).clone(), vec!["idp.test".to_string()]);
 
         // With the public (webpki) roots the self-signed server is refused.
         let v = TokenValidator::new(cfg, connector).expect("validator");
         let r = v.validate(&token).await;
-        assert!(
-            matches!(r, Err(TokenError::Unavailable(ref m)) if m.contains("TLS")),
-            "{r:?}"
-        );
+        assert!(matches!(r, Err(TokenError::Unavailable(ref m)) if m.contains("TLS")), "{r:?}");
     }
 
     // --- config, metadata, headers -----------------------------------------
@@ -2357,12 +2017,7 @@ mod tests {
         assert_eq!(cfg, OAuthConfig::default());
         assert!(!cfg.enabled);
         assert_eq!(
-            (
-                cfg.jwks_cache_secs,
-                cfg.introspection_cache_secs,
-                cfg.leeway_secs,
-                cfg.timeout_secs
-            ),
+            (cfg.jwks_cache_secs, cfg.introspection_cache_secs, cfg.leeway_secs, cfg.timeout_secs),
             (300, 30, 30, 5)
         );
         assert!(cfg.validate().is_ok(), "disabled config is fine");
@@ -2389,20 +2044,11 @@ mod tests {
             c.validate().expect_err("should be refused")
         };
         assert!(bad(|c| c.introspection_url = None).contains("jwks_url or introspection_url"));
-        assert!(
-            bad(|c| c.introspection_url = Some("ftp://x/y".into())).contains("introspection_url")
-        );
-        assert!(
-            bad(|c| c.introspection_url = Some("not a url".into())).contains("introspection_url")
-        );
-        assert!(
-            bad(|c| c.jwks_url = Some("https://user:pw@idp/jwks".into())).contains("credentials")
-        );
+        assert!(bad(|c| c.introspection_url = Some("ftp://x/y".into())).contains("introspection_url"));
+        assert!(bad(|c| c.introspection_url = Some("not a url".into())).contains("introspection_url"));
+        assert!(bad(|c| c.jwks_url = Some("https://user:pw@idp/jwks".into())).contains("credentials"));
         assert!(bad(|c| c.resource = "/mcp".into()).contains("resource"));
-        assert!(
-            bad(|c| c.authorization_servers = vec!["nope".into()])
-                .contains("authorization_servers")
-        );
+        assert!(bad(|c| c.authorization_servers = vec!["nope".into()]).contains("authorization_servers"));
         assert!(bad(|c| c.authorization_servers.clear()).contains("authorization server"));
         assert!(bad(|c| c.timeout_secs = 0).contains("timeout_secs"));
         assert!(bad(|c| c.leeway_secs = 100_000).contains("leeway_secs"));
@@ -2429,10 +2075,7 @@ mod tests {
         assert_eq!(t.authority, "idp.example.ts.net");
         assert_eq!(t.path_and_query, "/oauth/introspect?x=1");
         let t = HttpTarget::parse("http://[::1]:8080").expect("url");
-        assert_eq!(
-            (t.host.as_str(), t.port, t.path_and_query.as_str()),
-            ("::1", 8080, "/")
-        );
+        assert_eq!((t.host.as_str(), t.port, t.path_and_query.as_str()), ("::1", 8080, "/"));
         assert_eq!(t.authority, "[::1]:8080");
         assert!(HttpTarget::parse("http://h/x#frag").is_err());
         assert!(HttpTarget::parse("//h/x").is_err());
@@ -2458,11 +2101,7 @@ mod tests {
             })
         );
         // No scopes: the member is left out; no servers: the issuer is used.
-        let cfg = OAuthConfig {
-            resource: RESOURCE.into(),
-            issuer: Some(ISSUER.into()),
-            ..OAuthConfig::default()
-        };
+        let cfg = OAuthConfig { resource: RESOURCE.into(), issuer: Some(ISSUER.into()), ..OAuthConfig::default() };
         let doc = protected_resource_metadata(&cfg);
         assert_eq!(doc["authorization_servers"], json!([ISSUER]));
         assert!(doc.get("scopes_supported").is_none());
@@ -2471,16 +2110,9 @@ mod tests {
     #[test]
     fn www_authenticate_format_and_escaping() {
         let url = "https://ops.example.ts.net/.well-known/oauth-protected-resource/mcp";
+        assert_eq!(www_authenticate(url, None, None), format!("Bearer resource_metadata=\"{url}\""));
         assert_eq!(
-            www_authenticate(url, None, None),
-            format!("Bearer resource_metadata=\"{url}\"")
-        );
-        assert_eq!(
-            www_authenticate(
-                url,
-                Some("files:read files:write"),
-                Some(("insufficient_scope", "needs files:write"))
-            ),
+            www_authenticate(url, Some("files:read files:write"), Some(("insufficient_scope", "needs files:write"))),
             format!(
                 "Bearer resource_metadata=\"{url}\", scope=\"files:read files:write\", \
                  error=\"insufficient_scope\", error_description=\"needs files:write\""
@@ -2490,11 +2122,8 @@ mod tests {
             www_authenticate(url, None, Some(("invalid_token", ""))),
             format!("Bearer resource_metadata=\"{url}\", error=\"invalid_token\"")
         );
-        let nasty = www_authenticate(
-            "https://h/\"x\\",
-            None,
-            Some(("invalid_token", "bad \"quote\"\r\nSet-Cookie: a=b ü")),
-        );
+        let nasty =
+            www_authenticate("https://h/\"x\\", None, Some(("invalid_token", "bad \"quote\"\r\nSet-Cookie: a=b ü")));
         assert_eq!(
             nasty,
             "Bearer resource_metadata=\"https://h/\\\"x\\\\\", error=\"invalid_token\", \
@@ -2525,17 +2154,9 @@ mod tests {
             (TokenError::Invalid("x".into()), "invalid_token", 401),
             (TokenError::Expired, "invalid_token", 401),
             (TokenError::WrongAudience("x".into()), "invalid_token", 401),
-            (
-                TokenError::Unavailable("x".into()),
-                "temporarily_unavailable",
-                503,
-            ),
+            (TokenError::Unavailable("x".into()), "temporarily_unavailable", 503),
         ] {
-            assert_eq!(
-                (e.oauth_error_code(), e.http_status()),
-                (code, status),
-                "{e}"
-            );
+            assert_eq!((e.oauth_error_code(), e.http_status()), (code, status), "{e}");
         }
     }
 

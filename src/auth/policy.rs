@@ -89,14 +89,7 @@ impl Access {
     /// local policy.
     pub fn resolve(p: &Principal, cap: &str, policy: &PolicyConfig) -> Access {
         let mut a = Access::default();
-        for (i, raw) in p
-            .capabilities
-            .get(cap)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .enumerate()
-        {
+        for (i, raw) in p.capabilities.get(cap).map(Vec::as_slice).unwrap_or(&[]).iter().enumerate() {
             let source = format!("grant {cap}[{i}]");
             match serde_json::from_value::<GrantValue>(raw.clone()) {
                 Ok(g) => {
@@ -114,9 +107,7 @@ impl Access {
                     }
                     a.add_tools(&g.tools, &source);
                 }
-                Err(e) => a
-                    .ignored
-                    .push(format!("{source}: not a tailops grant value ({e})")),
+                Err(e) => a.ignored.push(format!("{source}: not a tailops grant value ({e})")),
             }
         }
         for (i, rule) in policy.rules.iter().enumerate() {
@@ -162,16 +153,10 @@ impl Access {
 
     fn add_tools(&mut self, t: &ToolRules, source: &str) {
         for name in &t.allow {
-            self.allow_tools
-                .entry(name.clone())
-                .or_default()
-                .push(source.to_string());
+            self.allow_tools.entry(name.clone()).or_default().push(source.to_string());
         }
         for name in &t.deny {
-            self.deny_tools
-                .entry(name.clone())
-                .or_default()
-                .push(source.to_string());
+            self.deny_tools.entry(name.clone()).or_default().push(source.to_string());
         }
     }
 
@@ -182,12 +167,7 @@ impl Access {
     /// May this principal call `tool` (declared with `scope`; `None` = any
     /// identified caller)? `token` is the OAuth token's scopes, if a token
     /// was presented.
-    pub fn check(
-        &self,
-        tool: &str,
-        scope: Option<Scope>,
-        token: Option<&BTreeSet<Scope>>,
-    ) -> Decision {
+    pub fn check(&self, tool: &str, scope: Option<Scope>, token: Option<&BTreeSet<Scope>>) -> Decision {
         if let Some(sources) = self.deny_tools.get(tool) {
             return Decision::Deny(format!("tool {tool} is denied by {}", sources.join(", ")));
         }
@@ -195,9 +175,7 @@ impl Access {
             return Decision::Allow;
         };
         if !self.has(scope) && !self.allow_tools.contains_key(tool) {
-            return Decision::Deny(format!(
-                "requires scope {scope}, which this identity does not hold"
-            ));
+            return Decision::Deny(format!("requires scope {scope}, which this identity does not hold"));
         }
         if let Some(tok) = token
             && !tok.contains(&scope)
@@ -255,16 +233,9 @@ mod tests {
 
     #[test]
     fn nothing_matches_nothing_granted() {
-        let a = Access::resolve(
-            &principal("eve@", &[], vec![]),
-            CAP,
-            &PolicyConfig::default(),
-        );
+        let a = Access::resolve(&principal("eve@", &[], vec![]), CAP, &PolicyConfig::default());
         assert!(a.scopes.is_empty());
-        assert!(matches!(
-            a.check("x", Some(Scope::SystemRead), None),
-            Decision::Deny(_)
-        ));
+        assert!(matches!(a.check("x", Some(Scope::SystemRead), None), Decision::Deny(_)));
         assert_eq!(a.check("whoami", None, None), Decision::Allow);
     }
 
@@ -285,47 +256,25 @@ mod tests {
         assert_eq!(a.scopes[&Scope::AuditRead], vec![format!("grant {CAP}[1]")]);
         assert!(a.scopes[&Scope::SystemRead][0].contains("role viewer"));
         assert_eq!(a.ignored.len(), 2, "{:?}", a.ignored);
-        assert!(matches!(
-            a.check("file_read", Some(Scope::FilesRead), None),
-            Decision::Deny(_)
-        ));
-        assert_eq!(
-            a.check("container_restart", Some(Scope::DockerWrite), None),
-            Decision::Allow
-        );
-        assert!(matches!(
-            a.check("container_stop", Some(Scope::DockerWrite), None),
-            Decision::Deny(_)
-        ));
+        assert!(matches!(a.check("file_read", Some(Scope::FilesRead), None), Decision::Deny(_)));
+        assert_eq!(a.check("container_restart", Some(Scope::DockerWrite), None), Decision::Allow);
+        assert!(matches!(a.check("container_stop", Some(Scope::DockerWrite), None), Decision::Deny(_)));
     }
 
     #[test]
     fn local_policy_users_groups_tags() {
         let policy = PolicyConfig {
-            groups: [("ops".to_string(), vec!["Bob@Example.com".to_string()])]
-                .into_iter()
-                .collect(),
+            groups: [("ops".to_string(), vec!["Bob@Example.com".to_string()])].into_iter().collect(),
             rules: vec![
-                PolicyRule {
-                    groups: vec!["ops".into()],
-                    roles: vec![Role::Operator],
-                    ..Default::default()
-                },
-                PolicyRule {
-                    tags: vec!["tag:ci".into()],
-                    scopes: vec![Scope::SystemRead],
-                    ..Default::default()
-                },
+                PolicyRule { groups: vec!["ops".into()], roles: vec![Role::Operator], ..Default::default() },
+                PolicyRule { tags: vec!["tag:ci".into()], scopes: vec![Scope::SystemRead], ..Default::default() },
             ],
         };
         let bob = Access::resolve(&principal("bob@example.com", &[], vec![]), CAP, &policy);
         assert!(bob.has(Scope::ServicesWrite));
         assert!(bob.scopes[&Scope::ServicesWrite][0].starts_with("policy rule 0 (group ops)"));
         let ci = Access::resolve(&principal("", &["tag:ci"], vec![]), CAP, &policy);
-        assert_eq!(
-            ci.scopes.keys().copied().collect::<Vec<_>>(),
-            vec![Scope::SystemRead]
-        );
+        assert_eq!(ci.scopes.keys().copied().collect::<Vec<_>>(), vec![Scope::SystemRead]);
         let other = Access::resolve(&principal("carol@", &["tag:web"], vec![]), CAP, &policy);
         assert!(other.scopes.is_empty());
     }
@@ -334,18 +283,9 @@ mod tests {
     fn token_narrows_and_asks_for_step_up() {
         let a = Access::fixed(&[Role::Admin], &[], "test");
         let token: BTreeSet<Scope> = [Scope::SystemRead].into_iter().collect();
-        assert_eq!(
-            a.check("t", Some(Scope::SystemRead), Some(&token)),
-            Decision::Allow
-        );
-        assert_eq!(
-            a.check("t", Some(Scope::FilesWrite), Some(&token)),
-            Decision::StepUp(Scope::FilesWrite)
-        );
+        assert_eq!(a.check("t", Some(Scope::SystemRead), Some(&token)), Decision::Allow);
+        assert_eq!(a.check("t", Some(Scope::FilesWrite), Some(&token)), Decision::StepUp(Scope::FilesWrite));
         let viewer = Access::fixed(&[Role::Viewer], &[], "test");
-        assert!(matches!(
-            viewer.check("t", Some(Scope::FilesWrite), Some(&token)),
-            Decision::Deny(_)
-        ));
+        assert!(matches!(viewer.check("t", Some(Scope::FilesWrite), Some(&token)), Decision::Deny(_)));
     }
 }

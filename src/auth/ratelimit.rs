@@ -70,10 +70,7 @@ impl RateConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// Over the rate; retry after this long.
-    RateLimited {
-        retry_after: Duration,
-        bucket: &'static str,
-    },
+    RateLimited { retry_after: Duration, bucket: &'static str },
     /// Blocked after repeated denials, for this long.
     Blocked { retry_after: Duration },
 }
@@ -81,9 +78,7 @@ pub enum Refusal {
 impl Refusal {
     pub fn retry_after(&self) -> Duration {
         match self {
-            Refusal::RateLimited { retry_after, .. } | Refusal::Blocked { retry_after } => {
-                *retry_after
-            }
+            Refusal::RateLimited { retry_after, .. } | Refusal::Blocked { retry_after } => *retry_after,
         }
     }
 }
@@ -110,18 +105,9 @@ fn nz(v: u32) -> NonZeroU32 {
 
 impl Limiter {
     pub fn new(cfg: RateConfig) -> Self {
-        let calls = RateLimiter::keyed(
-            Quota::per_minute(nz(cfg.calls_per_minute)).allow_burst(nz(cfg.burst)),
-        );
-        let writes = RateLimiter::keyed(
-            Quota::per_minute(nz(cfg.writes_per_minute)).allow_burst(nz(cfg.write_burst)),
-        );
-        Self {
-            cfg,
-            calls,
-            writes,
-            denials: Mutex::new(HashMap::new()),
-        }
+        let calls = RateLimiter::keyed(Quota::per_minute(nz(cfg.calls_per_minute)).allow_burst(nz(cfg.burst)));
+        let writes = RateLimiter::keyed(Quota::per_minute(nz(cfg.writes_per_minute)).allow_burst(nz(cfg.write_burst)));
+        Self { cfg, calls, writes, denials: Mutex::new(HashMap::new()) }
     }
 
     /// Charges one call (and one write) to `principal`, or says why not.
@@ -132,16 +118,10 @@ impl Limiter {
         let key = principal.to_string();
         let now = DefaultClock::default().now();
         if let Err(nu) = self.calls.check_key(&key) {
-            return Err(Refusal::RateLimited {
-                retry_after: nu.wait_time_from(now),
-                bucket: "calls",
-            });
+            return Err(Refusal::RateLimited { retry_after: nu.wait_time_from(now), bucket: "calls" });
         }
         if writes && let Err(nu) = self.writes.check_key(&key) {
-            return Err(Refusal::RateLimited {
-                retry_after: nu.wait_time_from(now),
-                bucket: "writes",
-            });
+            return Err(Refusal::RateLimited { retry_after: nu.wait_time_from(now), bucket: "writes" });
         }
         Ok(())
     }
@@ -182,8 +162,7 @@ impl Limiter {
         let window = Duration::from_secs(self.cfg.denial_window_secs);
         let mut map = self.denials.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, d| {
-            d.blocked_until.is_some_and(|u| u > now)
-                || d.times.iter().any(|t| now.duration_since(*t) < window)
+            d.blocked_until.is_some_and(|u| u > now) || d.times.iter().any(|t| now.duration_since(*t) < window)
         });
     }
 }
@@ -194,23 +173,13 @@ mod tests {
 
     #[test]
     fn burst_then_refusal_per_principal() {
-        let l = Limiter::new(RateConfig {
-            calls_per_minute: 60,
-            burst: 3,
-            ..Default::default()
-        });
+        let l = Limiter::new(RateConfig { calls_per_minute: 60, burst: 3, ..Default::default() });
         for _ in 0..3 {
             assert_eq!(l.check("alice", false), Ok(()));
         }
         match l.check("alice", false) {
-            Err(Refusal::RateLimited {
-                retry_after,
-                bucket: "calls",
-            }) => {
-                assert!(
-                    retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1),
-                    "{retry_after:?}"
-                )
+            Err(Refusal::RateLimited { retry_after, bucket: "calls" }) => {
+                assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1), "{retry_after:?}")
             }
             other => panic!("expected rate limit, got {other:?}"),
         }
@@ -219,37 +188,20 @@ mod tests {
 
     #[test]
     fn writes_have_a_stricter_bucket() {
-        let l = Limiter::new(RateConfig {
-            write_burst: 1,
-            writes_per_minute: 1,
-            ..Default::default()
-        });
+        let l = Limiter::new(RateConfig { write_burst: 1, writes_per_minute: 1, ..Default::default() });
         assert_eq!(l.check("a", true), Ok(()));
-        assert!(matches!(
-            l.check("a", true),
-            Err(Refusal::RateLimited {
-                bucket: "writes",
-                ..
-            })
-        ));
+        assert!(matches!(l.check("a", true), Err(Refusal::RateLimited { bucket: "writes", .. })));
         assert_eq!(l.check("a", false), Ok(()), "reads still pass");
     }
 
     #[test]
     fn repeated_denials_block() {
-        let l = Limiter::new(RateConfig {
-            max_denials: 3,
-            block_secs: 60,
-            ..Default::default()
-        });
+        let l = Limiter::new(RateConfig { max_denials: 3, block_secs: 60, ..Default::default() });
         assert!(!l.denied("eve"));
         assert!(!l.denied("eve"));
         assert!(l.denied("eve"), "third denial trips the block");
         assert!(!l.denied("eve"), "trips once");
-        assert!(matches!(
-            l.check("eve", false),
-            Err(Refusal::Blocked { .. })
-        ));
+        assert!(matches!(l.check("eve", false), Err(Refusal::Blocked { .. })));
         assert_eq!(l.check("alice", false), Ok(()));
     }
 }

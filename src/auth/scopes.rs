@@ -79,11 +79,7 @@ impl Scope {
     pub fn writes(self) -> bool {
         matches!(
             self,
-            Scope::ProcessesSignal
-                | Scope::ServicesWrite
-                | Scope::DockerWrite
-                | Scope::DockerAdmin
-                | Scope::FilesWrite
+            Scope::ProcessesSignal | Scope::ServicesWrite | Scope::DockerWrite | Scope::DockerAdmin | Scope::FilesWrite
         )
     }
 }
@@ -101,10 +97,7 @@ pub struct UnknownScope(pub String);
 impl FromStr for Scope {
     type Err = UnknownScope;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|sc| sc.as_str() == s)
-            .ok_or_else(|| UnknownScope(s.to_string()))
+        Scope::ALL.into_iter().find(|sc| sc.as_str() == s).ok_or_else(|| UnknownScope(s.to_string()))
     }
 }
 
@@ -148,14 +141,7 @@ impl Role {
 
     pub fn scopes(self) -> BTreeSet<Scope> {
         use Scope::*;
-        let viewer = [
-            SystemRead,
-            ServicesRead,
-            LogsRead,
-            DockerRead,
-            FilesRead,
-            NetworkRead,
-        ];
+        let viewer = [SystemRead, ServicesRead, LogsRead, DockerRead, FilesRead, NetworkRead];
         let operator = [ProcessesSignal, ServicesWrite, DockerWrite, NetworkProbe];
         match self {
             Role::Viewer => viewer.into_iter().collect(),
@@ -173,10 +159,7 @@ mod tests {
     fn names_round_trip() {
         for s in Scope::ALL {
             assert_eq!(s.as_str().parse::<Scope>(), Ok(s));
-            assert_eq!(
-                serde_json::to_value(s).ok(),
-                Some(serde_json::json!(s.as_str()))
-            );
+            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::json!(s.as_str())));
         }
         assert!("files:delete".parse::<Scope>().is_err());
     }

@@ -28,15 +28,9 @@ pub(crate) fn errmsg(sd: Handle) -> String {
 pub(crate) fn check(sd: Handle, op: &'static str, rc: c_int) -> Result<()> {
     match rc {
         0 => Ok(()),
-        -1 => Err(Error::Tailscale {
-            op,
-            message: errmsg(sd),
-        }),
+        -1 => Err(Error::Tailscale { op, message: errmsg(sd) }),
         rc if rc == -libc::EBADF => Err(Error::Closed),
-        rc => Err(Error::Tailscale {
-            op,
-            message: format!("error code {rc}"),
-        }),
+        rc => Err(Error::Tailscale { op, message: format!("error code {rc}") }),
     }
 }
 
@@ -88,12 +82,7 @@ pub(crate) fn set_control_url(sd: Handle, v: &str) -> Result<()> {
     set_str(sd, "set control URL", sys::tailscale_set_control_url, v)
 }
 pub(crate) fn set_advertise_tags(sd: Handle, v: &str) -> Result<()> {
-    set_str(
-        sd,
-        "set advertise tags",
-        sys::tailscale_set_advertise_tags,
-        v,
-    )
+    set_str(sd, "set advertise tags", sys::tailscale_set_advertise_tags, v)
 }
 
 pub(crate) fn set_ephemeral(sd: Handle, on: bool) -> Result<()> {
@@ -118,11 +107,7 @@ pub(crate) fn setenv(key: &str, value: &str) -> Result<()> {
 }
 
 /// Calls a function with a JSON out-parameter and returns the document.
-fn json_call(
-    sd: Handle,
-    op: &'static str,
-    f: impl FnOnce(*mut *mut c_char) -> c_int,
-) -> Result<String> {
+fn json_call(sd: Handle, op: &'static str, f: impl FnOnce(*mut *mut c_char) -> c_int) -> Result<String> {
     let mut out: *mut c_char = std::ptr::null_mut();
     let rc = f(&mut out);
     // SAFETY: out is null or was set by the Go side to a C.CString.
@@ -133,24 +118,18 @@ fn json_call(
 
 pub(crate) fn up(sd: Handle, timeout_ms: c_int) -> Result<String> {
     // SAFETY: out points to a valid *mut c_char slot on our stack.
-    json_call(sd, "tailscale up", |out| unsafe {
-        sys::tailscale_up(sd, timeout_ms, out)
-    })
+    json_call(sd, "tailscale up", |out| unsafe { sys::tailscale_up(sd, timeout_ms, out) })
 }
 
 pub(crate) fn whois(sd: Handle, addr: &str, timeout_ms: c_int) -> Result<String> {
     let a = cstring("whois address", addr)?;
     // SAFETY: a outlives the call; out is a valid slot.
-    json_call(sd, "whois", |out| unsafe {
-        sys::tailscale_whois(sd, a.as_ptr(), timeout_ms, out)
-    })
+    json_call(sd, "whois", |out| unsafe { sys::tailscale_whois(sd, a.as_ptr(), timeout_ms, out) })
 }
 
 pub(crate) fn status(sd: Handle, timeout_ms: c_int) -> Result<String> {
     // SAFETY: out is a valid slot.
-    json_call(sd, "status", |out| unsafe {
-        sys::tailscale_status(sd, timeout_ms, out)
-    })
+    json_call(sd, "status", |out| unsafe { sys::tailscale_status(sd, timeout_ms, out) })
 }
 
 pub(crate) fn close(sd: Handle) -> Result<()> {
@@ -182,25 +161,13 @@ pub(crate) fn listen(sd: Handle, network: &str, addr: &str, tls: bool) -> Result
     Ok(own_fd(fd))
 }
 
-pub(crate) fn listen_service(
-    sd: Handle,
-    name: &str,
-    port: u16,
-    https: bool,
-) -> Result<(OwnedFd, String)> {
+pub(crate) fn listen_service(sd: Handle, name: &str, port: u16, https: bool) -> Result<(OwnedFd, String)> {
     let n = cstring("service name", name)?;
     let mut fd: c_int = -1;
     let mut fqdn: *mut c_char = std::ptr::null_mut();
     // SAFETY: n outlives the call; fd and fqdn are valid out slots.
     let rc = unsafe {
-        sys::tailscale_listen_service(
-            sd,
-            n.as_ptr(),
-            c_int::from(port),
-            c_int::from(https),
-            &mut fd,
-            &mut fqdn,
-        )
+        sys::tailscale_listen_service(sd, n.as_ptr(), c_int::from(port), c_int::from(https), &mut fd, &mut fqdn)
     };
     // SAFETY: fqdn is null or a C.CString from the Go side.
     let fqdn = unsafe { take_string(fqdn) };

@@ -27,16 +27,12 @@ pub struct Listener {
 
 impl Listener {
     pub(crate) fn new(fd: OwnedFd) -> Result<Self> {
-        rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::NONBLOCK).map_err(|e| Error::Io {
-            op: "listener nonblocking",
-            source: e.into(),
-        })?;
+        rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::NONBLOCK)
+            .map_err(|e| Error::Io { op: "listener nonblocking", source: e.into() })?;
         // SAFETY: OwnedFd owns an open fd, always returns that same fd from
         // as_raw_fd, and only closes it when the AsyncFd drops it.
-        let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| Error::Io {
-            op: "listener register",
-            source: e.into(),
-        })?;
+        let fd =
+            unsafe { AsyncFd::register(fd) }.map_err(|e| Error::Io { op: "listener register", source: e.into() })?;
         Ok(Self { fd })
     }
 
@@ -58,12 +54,7 @@ fn recv_conn(fd: &OwnedFd) -> io::Result<(UnixStream, SocketAddr)> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut cmsg = RecvAncillaryBuffer::new(&mut space);
     let mut iov = [io::IoSliceMut::new(&mut payload)];
-    let msg = rustix::net::recvmsg(
-        fd,
-        &mut iov,
-        &mut cmsg,
-        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
-    )?;
+    let msg = rustix::net::recvmsg(fd, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT)?;
     let mut conn: Option<OwnedFd> = None;
     for m in cmsg.drain() {
         if let RecvAncillaryMessage::ScmRights(fds) = m {
@@ -77,24 +68,15 @@ fn recv_conn(fd: &OwnedFd) -> io::Result<(UnixStream, SocketAddr)> {
     }
     let Some(conn) = conn else {
         if msg.bytes == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "tailnet listener closed",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "tailnet listener closed"));
         }
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "listener message without a connection fd",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "listener message without a connection fd"));
     };
     let addr_text = std::str::from_utf8(&payload[..msg.bytes])
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "remote address is not UTF-8"))?;
-    let remote: SocketAddr = addr_text.parse().map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("bad remote address {addr_text:?}"),
-        )
-    })?;
+    let remote: SocketAddr = addr_text
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad remote address {addr_text:?}")))?;
     let std = std::os::unix::net::UnixStream::from(conn);
     std.set_nonblocking(true)?;
     Ok((UnixStream::from_std(std)?, remote))

@@ -14,21 +14,15 @@ use super::{Error, Result, ffi};
 /// Creates the pipe, hands its write end to node `sd`, and starts the
 /// forwarding thread.
 pub(crate) fn attach(sd: ffi::Handle, hostname: &str, verbose: bool) -> Result<()> {
-    let (read, write) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Error::Io {
-            op: "log pipe",
-            source: e.into(),
-        })?;
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::Io { op: "log pipe", source: e.into() })?;
     ffi::set_logfd(sd, write.as_raw_fd(), verbose)?;
     drop(write); // the Go side holds its own dup
     let node = hostname.to_string();
     std::thread::Builder::new()
         .name(format!("tslog-{node}"))
         .spawn(move || forward(read, &node))
-        .map_err(|e| Error::Io {
-            op: "log thread",
-            source: e,
-        })?;
+        .map_err(|e| Error::Io { op: "log thread", source: e })?;
     Ok(())
 }
 

@@ -43,10 +43,7 @@ pub struct UpInfo {
 
 impl NodeBuilder {
     pub fn new(hostname: impl Into<String>) -> Self {
-        Self {
-            hostname: hostname.into(),
-            ..Self::default()
-        }
+        Self { hostname: hostname.into(), ..Self::default() }
     }
     /// Where the node keeps its keys and state; the same dir on restart keeps
     /// the same identity. Defaults to tsnet's per-program config dir.
@@ -87,10 +84,7 @@ impl NodeBuilder {
     pub async fn start(self) -> Result<Node> {
         let timeout = self.up_timeout.unwrap_or(Duration::from_secs(60));
         let sd = ffi::new_node();
-        let inner = Arc::new(Inner {
-            sd,
-            closed: AtomicBool::new(false),
-        });
+        let inner = Arc::new(Inner { sd, closed: AtomicBool::new(false) });
         let configured = (|| -> Result<()> {
             if let Some(dir) = &self.state_dir {
                 ffi::set_dir(sd, &dir.to_string_lossy())?;
@@ -110,8 +104,7 @@ impl NodeBuilder {
         })();
         configured?;
         let doc = blocking(move || ffi::up(sd, timeout_ms(timeout))).await?;
-        let info: UpInfo =
-            serde_json::from_str(&doc).map_err(|source| Error::Decode { op: "up", source })?;
+        let info: UpInfo = serde_json::from_str(&doc).map_err(|source| Error::Decode { op: "up", source })?;
         Ok(Node { inner, info })
     }
 }
@@ -139,20 +132,14 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
-            .field("dns_name", &self.info.dns_name)
-            .field("ips", &self.info.ips)
-            .finish()
+        f.debug_struct("Node").field("dns_name", &self.info.dns_name).field("ips", &self.info.ips).finish()
     }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Io {
-            op: "blocking task",
-            source: std::io::Error::other(e),
-        })?
+        .map_err(|e| Error::Io { op: "blocking task", source: std::io::Error::other(e) })?
 }
 
 impl Node {
@@ -191,28 +178,17 @@ impl Node {
     }
 
     /// Who is behind a tailnet address (`ip:port` of an accepted conn).
-    pub async fn whois(
-        &self,
-        remote: std::net::SocketAddr,
-        timeout: Duration,
-    ) -> Result<PeerIdentity> {
+    pub async fn whois(&self, remote: std::net::SocketAddr, timeout: Duration) -> Result<PeerIdentity> {
         let sd = self.sd()?;
-        let doc =
-            blocking(move || ffi::whois(sd, &remote.to_string(), timeout_ms(timeout))).await?;
-        serde_json::from_str(&doc).map_err(|source| Error::Decode {
-            op: "whois",
-            source,
-        })
+        let doc = blocking(move || ffi::whois(sd, &remote.to_string(), timeout_ms(timeout))).await?;
+        serde_json::from_str(&doc).map_err(|source| Error::Decode { op: "whois", source })
     }
 
     /// This node's view of the tailnet.
     pub async fn status(&self, timeout: Duration) -> Result<Status> {
         let sd = self.sd()?;
         let doc = blocking(move || ffi::status(sd, timeout_ms(timeout))).await?;
-        serde_json::from_str(&doc).map_err(|source| Error::Decode {
-            op: "status",
-            source,
-        })
+        serde_json::from_str(&doc).map_err(|source| Error::Decode { op: "status", source })
     }
 
     /// Opens a TCP connection over the tailnet (`host:port`, MagicDNS names
@@ -222,8 +198,7 @@ impl Node {
         let addr = addr.to_string();
         let fd = blocking(move || ffi::dial(sd, "tcp", &addr, timeout_ms(timeout))).await?;
         let std = std::os::unix::net::UnixStream::from(fd);
-        std.set_nonblocking(true)
-            .map_err(|source| Error::Io { op: "dial", source })?;
+        std.set_nonblocking(true).map_err(|source| Error::Io { op: "dial", source })?;
         UnixStream::from_std(std).map_err(|source| Error::Io { op: "dial", source })
     }
 

@@ -25,9 +25,7 @@ pub fn install() -> io::Result<usize> {
     for &sig in SERVER_SIGNALS {
         // Registering once installs the process-wide handler; the stream
         // itself is not needed here.
-        drop(tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::from_raw(sig),
-        )?);
+        drop(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(sig))?);
     }
     fix_go_signal_handlers()
 }

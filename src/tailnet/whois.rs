@@ -63,10 +63,7 @@ mod tests {
         assert_eq!(id.login_name, "alice@");
         assert!(!id.is_tagged());
         assert_eq!(id.addresses.len(), 2);
-        assert_eq!(
-            id.cap_values("tailops.dev/cap/tailops")[0]["roles"][0],
-            "admin"
-        );
+        assert_eq!(id.cap_values("tailops.dev/cap/tailops")[0]["roles"][0], "admin");
         assert!(id.cap_values("other/cap").is_empty());
     }
 }

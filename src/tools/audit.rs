@@ -11,12 +11,8 @@ use super::{ToolError, ToolSpec};
 use crate::auth::scopes::Scope;
 use crate::mcp::TailopsServer;
 
-pub const SPECS: &[ToolSpec] = &[ToolSpec {
-    name: "audit_tail",
-    domain: "audit",
-    scope: Some(Scope::AuditRead),
-    writes: false,
-}];
+pub const SPECS: &[ToolSpec] =
+    &[ToolSpec { name: "audit_tail", domain: "audit", scope: Some(Scope::AuditRead), writes: false }];
 
 /// Most records returned by one call.
 pub const MAX_RECORDS: usize = 200;
@@ -55,23 +51,12 @@ impl TailopsServer {
     #[tool(
         name = "audit_tail",
         description = "The newest audit-log records (tool calls, authorization decisions, anomalies), optionally filtered by principal, tool or kind.",
-        annotations(
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn audit_tail(
-        &self,
-        Parameters(input): Parameters<TailInput>,
-    ) -> Result<Json<TailOutput>, ToolError> {
+    async fn audit_tail(&self, Parameters(input): Parameters<TailInput>) -> Result<Json<TailOutput>, ToolError> {
         let limit = input.limit.unwrap_or(50);
         if limit == 0 || limit > MAX_RECORDS {
-            return Err(ToolError::invalid_input(
-                format!("limit {limit} is out of range"),
-                "use 1-200",
-            ));
+            return Err(ToolError::invalid_input(format!("limit {limit} is out of range"), "use 1-200"));
         }
         // Make what was just recorded visible.
         let _ = self.spine.audit.flush().await;
@@ -85,39 +70,23 @@ impl TailopsServer {
             f.take(MAX_SCAN_BYTES).read_to_string(&mut buf)?;
             if start > 0 {
                 // Drop the partial first line.
-                buf = buf
-                    .split_once('\n')
-                    .map(|(_, rest)| rest.to_string())
-                    .unwrap_or_default();
+                buf = buf.split_once('\n').map(|(_, rest)| rest.to_string()).unwrap_or_default();
             }
             Ok((buf, len - start))
         })
         .await
         .map_err(|_| ToolError::internal("audit reader failed"))?;
-        let (text, scanned_bytes) = read.map_err(|_| {
-            ToolError::unavailable(
-                "the audit log cannot be read",
-                "check /readyz and the audit path",
-            )
-        })?;
+        let (text, scanned_bytes) = read
+            .map_err(|_| ToolError::unavailable("the audit log cannot be read", "check /readyz and the audit path"))?;
         let matches: Vec<serde_json::Value> = text
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|r| {
-                input
-                    .principal
-                    .as_deref()
-                    .is_none_or(|p| r["principal"] == p)
-            })
+            .filter(|r| input.principal.as_deref().is_none_or(|p| r["principal"] == p))
             .filter(|r| input.tool.as_deref().is_none_or(|t| r["tool"] == t))
             .filter(|r| input.kind.as_deref().is_none_or(|k| r["kind"] == k))
             .collect();
         let truncated = matches.len() > limit;
         let records = matches[matches.len().saturating_sub(limit)..].to_vec();
-        Ok(Json(TailOutput {
-            records,
-            truncated,
-            scanned_bytes,
-        }))
+        Ok(Json(TailOutput { records, truncated, scanned_bytes }))
     }
 }

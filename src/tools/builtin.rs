@@ -14,18 +14,8 @@ use crate::auth::scopes::Scope;
 use crate::mcp::TailopsServer;
 
 pub const SPECS: &[ToolSpec] = &[
-    ToolSpec {
-        name: "whoami",
-        domain: "core",
-        scope: None,
-        writes: false,
-    },
-    ToolSpec {
-        name: "server_info",
-        domain: "core",
-        scope: Some(Scope::SystemRead),
-        writes: false,
-    },
+    ToolSpec { name: "whoami", domain: "core", scope: None, writes: false },
+    ToolSpec { name: "server_info", domain: "core", scope: Some(Scope::SystemRead), writes: false },
 ];
 
 /// `whoami` output.
@@ -92,17 +82,9 @@ impl TailopsServer {
     #[tool(
         name = "whoami",
         description = "Who you are on the tailnet (user or tags, node), your effective scopes and the grants or policy rules each came from.",
-        annotations(
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn whoami(
-        &self,
-        Extension(caller): Extension<Caller>,
-    ) -> Result<Json<WhoamiOutput>, ToolError> {
+    async fn whoami(&self, Extension(caller): Extension<Caller>) -> Result<Json<WhoamiOutput>, ToolError> {
         let p = &caller.principal;
         let a = &caller.access;
         Ok(Json(WhoamiOutput {
@@ -113,20 +95,9 @@ impl TailopsServer {
             node_name: p.node_name.clone(),
             node_id: p.node_id.clone(),
             source: p.source.to_string(),
-            effective_scopes: caller
-                .effective_scopes()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            scope_sources: a
-                .scopes
-                .iter()
-                .map(|(s, src)| (s.to_string(), src.clone()))
-                .collect(),
-            token_scopes: caller
-                .token_scopes
-                .as_ref()
-                .map(|t| t.iter().map(|s| s.to_string()).collect()),
+            effective_scopes: caller.effective_scopes().iter().map(|s| s.to_string()).collect(),
+            scope_sources: a.scopes.iter().map(|(s, src)| (s.to_string(), src.clone())).collect(),
+            token_scopes: caller.token_scopes.as_ref().map(|t| t.iter().map(|s| s.to_string()).collect()),
             allowed_tools: a.allow_tools.clone(),
             denied_tools: a.deny_tools.clone(),
             ignored_grants: a.ignored.clone(),
@@ -137,19 +108,11 @@ impl TailopsServer {
     #[tool(
         name = "server_info",
         description = "tailops version, uptime, enabled tool domains, read-only switch, audit health and limits.",
-        annotations(
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn server_info(&self) -> Result<Json<ServerInfoOutput>, ToolError> {
         let s = &self.spine;
-        let mut domains: Vec<String> = super::all_specs()
-            .iter()
-            .map(|t| t.domain.to_string())
-            .collect();
+        let mut domains: Vec<String> = super::all_specs().iter().map(|t| t.domain.to_string()).collect();
         domains.dedup();
         let rate = &s.cfg.limits.rate;
         Ok(Json(ServerInfoOutput {

@@ -53,16 +53,8 @@ pub struct ToolError {
 }
 
 impl ToolError {
-    pub fn new(
-        category: ErrorCategory,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Self {
-        Self {
-            category,
-            message: message.into(),
-            hint: hint.into(),
-        }
+    pub fn new(category: ErrorCategory, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self { category, message: message.into(), hint: hint.into() }
     }
     pub fn invalid_input(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Self::new(ErrorCategory::InvalidInput, message, hint)
@@ -77,11 +69,7 @@ impl ToolError {
         Self::new(ErrorCategory::Unavailable, message, hint)
     }
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            ErrorCategory::Internal,
-            message,
-            "this is a bug in tailops; the audit log has the details",
-        )
+        Self::new(ErrorCategory::Internal, message, "this is a bug in tailops; the audit log has the details")
     }
 
     /// The result a client receives: `{"error": {category, message, hint}}`
@@ -100,11 +88,7 @@ impl ToolError {
             .as_ref()
             .and_then(|v| v.get("error"))
             .and_then(|e| serde_json::from_value(e.clone()).ok())
-            .or_else(|| {
-                Some(ToolError::internal(
-                    "tool failed without a structured error",
-                ))
-            })
+            .or_else(|| Some(ToolError::internal("tool failed without a structured error")))
     }
 }
 
@@ -126,9 +110,6 @@ mod tests {
         let v = r.structured_content.clone().unwrap_or_default();
         assert_eq!(v["error"]["category"], "not_found");
         assert_eq!(ToolError::from_result(&r), Some(e));
-        assert_eq!(
-            ToolError::from_result(&CallToolResult::structured(serde_json::json!({}))),
-            None
-        );
+        assert_eq!(ToolError::from_result(&CallToolResult::structured(serde_json::json!({}))), None);
     }
 }

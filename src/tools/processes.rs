@@ -15,12 +15,8 @@ use super::{ToolError, ToolSpec};
 use crate::auth::scopes::Scope;
 use crate::mcp::TailopsServer;
 
-pub const SPECS: &[ToolSpec] = &[ToolSpec {
-    name: "process_signal",
-    domain: "processes",
-    scope: Some(Scope::ProcessesSignal),
-    writes: true,
-}];
+pub const SPECS: &[ToolSpec] =
+    &[ToolSpec { name: "process_signal", domain: "processes", scope: Some(Scope::ProcessesSignal), writes: true }];
 
 /// Longest a caller may ask to wait for the process to exit.
 pub const MAX_WAIT_MS: u64 = 10_000;
@@ -91,12 +87,7 @@ impl TailopsServer {
     #[tool(
         name = "process_signal",
         description = "Send a signal (TERM, KILL, HUP, INT, QUIT, USR1, USR2, STOP, CONT) to one process and report whether it exited. Refuses PID 1, tailops itself and kernel threads.",
-        annotations(
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
     )]
     async fn process_signal(
         &self,
@@ -135,32 +126,18 @@ impl TailopsServer {
             ));
         }
         let Some((_, flags)) = proc_state(input.pid) else {
-            return Err(ToolError::not_found(
-                format!("no process {}", input.pid),
-                "list processes to find the pid",
-            ));
+            return Err(ToolError::not_found(format!("no process {}", input.pid), "list processes to find the pid"));
         };
         if flags & PF_KTHREAD != 0 {
-            return Err(ToolError::permission_denied(
-                format!("process {} is a kernel thread", input.pid),
-                "",
-            ));
+            return Err(ToolError::permission_denied(format!("process {} is a kernel thread", input.pid), ""));
         }
-        let name = std::fs::read_to_string(format!("/proc/{}/comm", input.pid))
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        let name = std::fs::read_to_string(format!("/proc/{}/comm", input.pid)).unwrap_or_default().trim().to_string();
         let Some(pid) = rustix::process::Pid::from_raw(input.pid) else {
-            return Err(ToolError::invalid_input(
-                "pid must be a positive process id",
-                "",
-            ));
+            return Err(ToolError::invalid_input("pid must be a positive process id", ""));
         };
         if let Err(e) = rustix::process::kill_process(pid, sig) {
             return Err(match e {
-                rustix::io::Errno::SRCH => {
-                    ToolError::not_found(format!("no process {}", input.pid), "")
-                }
+                rustix::io::Errno::SRCH => ToolError::not_found(format!("no process {}", input.pid), ""),
                 rustix::io::Errno::PERM => ToolError::permission_denied(
                     format!("not permitted to signal process {}", input.pid),
                     "tailops runs as a user that does not own that process",
@@ -191,14 +168,7 @@ impl TailopsServer {
                 format!("still running after {waited_ms} ms")
             }
         );
-        Ok(Json(SignalOutput {
-            pid: input.pid,
-            signal: sig_name.to_string(),
-            name,
-            exited,
-            waited_ms,
-            summary,
-        }))
+        Ok(Json(SignalOutput { pid: input.pid, signal: sig_name.to_string(), name, exited, waited_ms, summary }))
     }
 }
 

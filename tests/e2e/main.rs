@@ -4,5 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod clients;
 mod mcp;
+mod oauth;
 mod tailnet;

@@ -19,13 +19,7 @@ struct Victim(Child);
 
 impl Victim {
     fn spawn() -> Self {
-        Victim(
-            Command::new("sleep")
-                .arg("300")
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("spawn sleep"),
-        )
+        Victim(Command::new("sleep").arg("300").stdin(Stdio::null()).spawn().expect("spawn sleep"))
     }
     fn pid(&self) -> i32 {
         self.0.id() as i32
@@ -98,78 +92,30 @@ async fn authorization_matrix_over_the_tailnet() {
     let server = start_tailnet_server(&hs, tmp.path(), "ops-authz");
     let host = server.dns_name.clone();
 
-    let alice = client::node(
-        "alice-m",
-        &hs.url,
-        &hs.user_key("alice", true),
-        &tmp.path().join("a"),
-    )
-    .await;
-    let bob = client::node(
-        "bob-m",
-        &hs.url,
-        &hs.user_key("bob", true),
-        &tmp.path().join("b"),
-    )
-    .await;
-    let carol = client::node(
-        "carol-m",
-        &hs.url,
-        &hs.user_key("carol", true),
-        &tmp.path().join("c"),
-    )
-    .await;
-    let ci = client::node(
-        "ci-m",
-        &hs.url,
-        &hs.tagged_key("tag:ci"),
-        &tmp.path().join("ci"),
-    )
-    .await;
+    let alice = client::node("alice-m", &hs.url, &hs.user_key("alice", true), &tmp.path().join("a")).await;
+    let bob = client::node("bob-m", &hs.url, &hs.user_key("bob", true), &tmp.path().join("b")).await;
+    let carol = client::node("carol-m", &hs.url, &hs.user_key("carol", true), &tmp.path().join("c")).await;
+    let ci = client::node("ci-m", &hs.url, &hs.tagged_key("tag:ci"), &tmp.path().join("ci")).await;
     let mut a = session(&alice, &host).await;
     let mut b = session(&bob, &host).await;
     let mut c = session(&carol, &host).await;
     let mut t = session(&ci, &host).await;
 
     // tools/list shows each caller only what they may call.
-    assert_eq!(
-        a.tool_names().await,
-        ["audit_tail", "process_signal", "server_info", "whoami"]
-    );
+    assert_eq!(a.tool_names().await, ["audit_tail", "process_signal", "server_info", "whoami"]);
     assert_eq!(b.tool_names().await, ["server_info", "whoami"]);
-    assert_eq!(
-        t.tool_names().await,
-        ["process_signal", "server_info", "whoami"]
-    );
-    assert_eq!(
-        c.tool_names().await,
-        ["whoami"],
-        "deny by default: carol has no grant and no rule"
-    );
+    assert_eq!(t.tool_names().await, ["process_signal", "server_info", "whoami"]);
+    assert_eq!(c.tool_names().await, ["whoami"], "deny by default: carol has no grant and no rule");
 
     // whoami says where each scope came from: grants vs local policy.
     let w = a.call("whoami", json!({})).await;
     let src = &w.structured()["scope_sources"];
-    assert!(
-        src["audit:read"][0]
-            .as_str()
-            .is_some_and(|s| s.starts_with("grant tailops.dev/cap/tailops")),
-        "{src}"
-    );
-    assert!(
-        src["processes:signal"][0]
-            .as_str()
-            .is_some_and(|s| s.contains("role admin")),
-        "{src}"
-    );
+    assert!(src["audit:read"][0].as_str().is_some_and(|s| s.starts_with("grant tailops.dev/cap/tailops")), "{src}");
+    assert!(src["processes:signal"][0].as_str().is_some_and(|s| s.contains("role admin")), "{src}");
     let w = t.call("whoami", json!({})).await;
     assert_eq!(w.structured()["id"], "tags:tag:ci");
     let src = &w.structured()["scope_sources"]["processes:signal"][0];
-    assert!(
-        src.as_str()
-            .is_some_and(|s| s.starts_with("policy rule 0 (tag tag:ci)")),
-        "{src}"
-    );
+    assert!(src.as_str().is_some_and(|s| s.starts_with("policy rule 0 (tag tag:ci)")), "{src}");
     let w = c.call("whoami", json!({})).await;
     assert_eq!(w.structured()["effective_scopes"], json!([]));
 
@@ -185,25 +131,12 @@ async fn authorization_matrix_over_the_tailnet() {
     let mut v1 = Victim::spawn();
     let r = b.call("process_signal", json!({"pid": v1.pid()})).await;
     assert_eq!(r.error_category(), Some("permission_denied"), "{}", r.body);
-    assert!(
-        !v1.exited_within(Duration::from_millis(300)),
-        "bob's refused signal must change nothing"
-    );
-    let r = t
-        .call("process_signal", json!({"pid": v1.pid(), "signal": "TERM"}))
-        .await;
+    assert!(!v1.exited_within(Duration::from_millis(300)), "bob's refused signal must change nothing");
+    let r = t.call("process_signal", json!({"pid": v1.pid(), "signal": "TERM"})).await;
     assert!(!r.is_tool_error(), "{}", r.body);
-    assert!(
-        v1.exited_within(Duration::from_secs(5)),
-        "ci's TERM reached the process"
-    );
+    assert!(v1.exited_within(Duration::from_secs(5)), "ci's TERM reached the process");
     let mut v2 = Victim::spawn();
-    let r = a
-        .call(
-            "process_signal",
-            json!({"pid": v2.pid(), "signal": "KILL", "wait_ms": 2000}),
-        )
-        .await;
+    let r = a.call("process_signal", json!({"pid": v2.pid(), "signal": "KILL", "wait_ms": 2000})).await;
     assert!(!r.is_tool_error(), "{}", r.body);
     assert!(v2.exited_within(Duration::from_secs(5)));
 
@@ -212,44 +145,25 @@ async fn authorization_matrix_over_the_tailnet() {
     assert_eq!(r.error_category(), Some("permission_denied"), "{}", r.body);
     let r = a.call("process_signal", json!({"pid": 999_999_999})).await;
     assert_eq!(r.error_category(), Some("not_found"), "{}", r.body);
-    let r = a
-        .call("process_signal", json!({"pid": v2.pid(), "signal": "NOPE"}))
-        .await;
+    let r = a.call("process_signal", json!({"pid": v2.pid(), "signal": "NOPE"})).await;
     assert_eq!(r.error_category(), Some("invalid_input"), "{}", r.body);
     let r = a.call("no_such_tool", json!({})).await;
-    assert!(
-        r.body["error"]["code"].is_i64(),
-        "unknown tool is a JSON-RPC error: {}",
-        r.body
-    );
+    assert!(r.body["error"]["code"].is_i64(), "unknown tool is a JSON-RPC error: {}", r.body);
 
     // The audit log (read by alice, audit:read) has bob's denial and ci's call.
-    let r = a
-        .call("audit_tail", json!({"tool": "process_signal", "limit": 50}))
-        .await;
-    let recs = r.structured()["records"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let r = a.call("audit_tail", json!({"tool": "process_signal", "limit": 50})).await;
+    let recs = r.structured()["records"].as_array().cloned().unwrap_or_default();
     assert!(
-        recs.iter().any(|x| x["principal"]
-            .as_str()
-            .is_some_and(|p| p.starts_with("user:bob"))
+        recs.iter().any(|x| x["principal"].as_str().is_some_and(|p| p.starts_with("user:bob"))
             && x["decision"] == "deny"
             && x["error_category"] == "permission_denied"),
         "bob's denial audited: {recs:#?}"
     );
     assert!(
-        recs.iter().any(|x| x["principal"] == "tags:tag:ci"
-            && x["kind"] == "tool_call"
-            && x["outcome"] == "ok"),
+        recs.iter().any(|x| x["principal"] == "tags:tag:ci" && x["kind"] == "tool_call" && x["outcome"] == "ok"),
         "ci's call audited: {recs:#?}"
     );
-    assert!(
-        recs.iter()
-            .all(|x| x["source"].as_str().is_some_and(|s| s.starts_with("100."))),
-        "source IPs recorded"
-    );
+    assert!(recs.iter().all(|x| x["source"].as_str().is_some_and(|s| s.starts_with("100."))), "source IPs recorded");
     for n in [alice, bob, carol, ci] {
         n.close().await.expect("close");
     }
@@ -261,73 +175,32 @@ async fn sessions_are_bound_and_rebinding_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let server = start_tailnet_server(&hs, tmp.path(), "ops-sess");
     let host = server.dns_name.clone();
-    let alice = client::node(
-        "alice-s",
-        &hs.url,
-        &hs.user_key("alice", true),
-        &tmp.path().join("a"),
-    )
-    .await;
-    let bob = client::node(
-        "bob-s",
-        &hs.url,
-        &hs.user_key("bob", true),
-        &tmp.path().join("b"),
-    )
-    .await;
+    let alice = client::node("alice-s", &hs.url, &hs.user_key("alice", true), &tmp.path().join("a")).await;
+    let bob = client::node("bob-s", &hs.url, &hs.user_key("bob", true), &tmp.path().join("b")).await;
 
     let mut a = session(&alice, &host).await;
     // bob presents alice's session id: 404, as if it did not exist.
     let mut thief = Client::new(Via::Tailnet(bob.clone(), host.clone()), &host);
     thief.session = a.session.clone();
     let r = thief.request("tools/list", json!({})).await;
-    assert_eq!(
-        r.status, 404,
-        "hijacked session must be refused: {}",
-        r.body
-    );
+    assert_eq!(r.status, 404, "hijacked session must be refused: {}", r.body);
     let r = thief.call("whoami", json!({})).await;
     assert_eq!(r.status, 404);
     // alice's session is untouched.
     let r = a.call("whoami", json!({})).await;
     assert_eq!(r.status, 200);
-    assert!(
-        r.structured()["id"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("user:alice"))
-    );
+    assert!(r.structured()["id"].as_str().is_some_and(|s| s.starts_with("user:alice")));
 
     // DNS rebinding: a foreign Host or Origin is refused; our own is fine.
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let via = Via::Tailnet(alice.clone(), host.clone());
-    let r = raw(
-        &via,
-        "POST",
-        "evil.example",
-        init.to_string().into_bytes(),
-        &[],
-    )
-    .await;
+    let r = raw(&via, "POST", "evil.example", init.to_string().into_bytes(), &[]).await;
     assert_eq!(r.status, 403, "foreign Host: {}", r.body);
     let origin = |o: &str| vec![("origin".to_string(), o.to_string())];
-    let r = raw(
-        &via,
-        "POST",
-        &host,
-        init.to_string().into_bytes(),
-        &origin("http://evil.example"),
-    )
-    .await;
+    let r = raw(&via, "POST", &host, init.to_string().into_bytes(), &origin("http://evil.example")).await;
     assert_eq!(r.status, 403, "foreign Origin: {}", r.body);
-    let r = raw(
-        &via,
-        "POST",
-        &host,
-        init.to_string().into_bytes(),
-        &origin(&format!("http://{host}")),
-    )
-    .await;
+    let r = raw(&via, "POST", &host, init.to_string().into_bytes(), &origin(&format!("http://{host}"))).await;
     assert_eq!(r.status, 200, "own Origin: {}", r.body);
     let ip = server.ips[0].clone();
     let r = raw(&via, "POST", &ip, init.to_string().into_bytes(), &[]).await;
@@ -365,14 +238,8 @@ async fn rate_limit_429_then_recovery_and_request_caps() {
     }
     let r = c.call("whoami", json!({})).await;
     assert_eq!(r.status, 429, "{}", r.body);
-    let wait: u64 = r
-        .header("retry-after")
-        .and_then(|v| v.parse().ok())
-        .expect("Retry-After header");
-    assert!(
-        (1..=2).contains(&wait),
-        "one call per second refills: {wait}"
-    );
+    let wait: u64 = r.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After header");
+    assert!((1..=2).contains(&wait), "one call per second refills: {wait}");
     // Other requests of the session are not tool calls and still work.
     assert_eq!(c.request("tools/list", json!({})).await.status, 200);
     tokio::time::sleep(Duration::from_secs(wait)).await;
@@ -386,10 +253,7 @@ async fn rate_limit_429_then_recovery_and_request_caps() {
     let r = c3.initialize().await;
     assert_eq!(r.status, 429, "third session: {}", r.body);
     // Closing one frees a slot.
-    let mut del_headers = vec![(
-        "mcp-session-id".to_string(),
-        c2.session.clone().unwrap_or_default(),
-    )];
+    let mut del_headers = vec![("mcp-session-id".to_string(), c2.session.clone().unwrap_or_default())];
     del_headers.push(("mcp-protocol-version".into(), "2025-11-25".into()));
     let r = raw(&Via::Tcp(addr), "DELETE", &host, Vec::new(), &del_headers).await;
     assert!(r.status < 300, "DELETE session: {} {}", r.status, r.body);
@@ -417,17 +281,11 @@ async fn repeated_denials_block_the_principal() {
     }
     let r = c.call("whoami", json!({})).await;
     assert_eq!(r.status, 429, "blocked after 3 denials: {}", r.body);
-    assert!(
-        r.header("retry-after")
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|s| s > 60)
-    );
+    assert!(r.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s > 60));
     assert!(server.stop().success());
     let audit = std::fs::read_to_string(tmp.path().join("state/audit.jsonl")).expect("audit");
     assert!(
-        audit
-            .lines()
-            .any(|l| l.contains("\"kind\":\"anomaly\"") && l.contains("repeated_denials")),
+        audit.lines().any(|l| l.contains("\"kind\":\"anomaly\"") && l.contains("repeated_denials")),
         "anomaly audited:\n{audit}"
     );
 }
@@ -448,23 +306,12 @@ async fn audit_chain_verifies_and_tampering_is_found() {
 
     let file = tmp.path().join("state/audit.jsonl");
     let verify = |f: &Path| {
-        Command::new(ServerProcess::bin())
-            .args(["audit", "verify"])
-            .arg(f)
-            .output()
-            .expect("run audit verify")
+        Command::new(ServerProcess::bin()).args(["audit", "verify"]).arg(f).output().expect("run audit verify")
     };
     let out = verify(&file);
-    assert!(
-        out.status.success(),
-        "intact chain: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "intact chain: {}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
-    assert!(
-        report["records"].as_u64().is_some_and(|n| n >= 6),
-        "{report}"
-    );
+    assert!(report["records"].as_u64().is_some_and(|n| n >= 6), "{report}");
 
     // Change one character of the third record.
     let text = std::fs::read_to_string(&file).expect("read");
@@ -477,10 +324,7 @@ async fn audit_chain_verifies_and_tampering_is_found() {
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
     assert_eq!(report["first_problem"]["line"], 3, "{report}");
-    assert_eq!(
-        report["first_problem"]["reason"], "hash_mismatch",
-        "{report}"
-    );
+    assert_eq!(report["first_problem"]["reason"], "hash_mismatch", "{report}");
 
     // A deleted record is found too.
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
@@ -498,11 +342,8 @@ async fn audit_failure_refuses_writes_and_keeps_reads() {
     // A real disk-full error: /dev/full fails every write with ENOSPC.
     let log = tmp.path().join("audit.jsonl");
     std::os::unix::fs::symlink("/dev/full", &log).expect("symlink");
-    let (_server, addr) = ServerProcess::start_dev(
-        tmp.path(),
-        ADMIN_DEV,
-        &["--audit-log", log.to_str().expect("utf8")],
-    );
+    let (_server, addr) =
+        ServerProcess::start_dev(tmp.path(), ADMIN_DEV, &["--audit-log", log.to_str().expect("utf8")]);
     let host = addr.to_string();
     let mut c = Client::new(Via::Tcp(addr), &host);
     assert_eq!(c.initialize().await.status, 200);
@@ -516,19 +357,12 @@ async fn audit_failure_refuses_writes_and_keeps_reads() {
     let mut v = Victim::spawn();
     let r = c.call("process_signal", json!({"pid": v.pid()})).await;
     assert_eq!(r.error_category(), Some("unavailable"), "{}", r.body);
-    assert!(
-        !v.exited_within(Duration::from_millis(500)),
-        "refused write changed nothing"
-    );
+    assert!(!v.exited_within(Duration::from_millis(500)), "refused write changed nothing");
 
     let ready = crate::support::mcp::get(&Via::Tcp(addr), &host, "/readyz").await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.body["status"], "degraded", "{}", ready.body);
-    assert_eq!(
-        ready.body["checks"]["audit"]["status"], "failing",
-        "{}",
-        ready.body
-    );
+    assert_eq!(ready.body["checks"]["audit"]["status"], "failing", "{}", ready.body);
 }
 
 #[test]

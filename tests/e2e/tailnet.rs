@@ -12,12 +12,7 @@ use crate::support::client;
 use crate::support::headscale::{BASE_DOMAIN, CAP, Headscale};
 use crate::support::server::{ServeOpts, ServerProcess};
 
-fn opts<'a>(
-    hs: &'a Headscale,
-    hostname: &'a str,
-    state: &'a std::path::Path,
-    key: Option<&'a str>,
-) -> ServeOpts<'a> {
+fn opts<'a>(hs: &'a Headscale, hostname: &'a str, state: &'a std::path::Path, key: Option<&'a str>) -> ServeOpts<'a> {
     ServeOpts {
         hostname,
         control_url: &hs.url,
@@ -53,86 +48,33 @@ async fn server_joins_and_knows_who_calls() {
 
     // The control plane sees it tagged.
     let nodes = hs.nodes();
-    let me = nodes
-        .as_array()
-        .and_then(|a| a.iter().find(|n| n["given_name"] == "ops1"))
-        .expect("node listed");
+    let me = nodes.as_array().and_then(|a| a.iter().find(|n| n["given_name"] == "ops1")).expect("node listed");
     let tags = me.to_string();
-    assert!(
-        tags.contains("tag:tailops"),
-        "server node should carry tag:tailops: {me}"
-    );
+    assert!(tags.contains("tag:tailops"), "server node should carry tag:tailops: {me}");
 
     // alice: her login and both of her grant values.
-    let alice = client::node(
-        "alice-laptop",
-        &hs.url,
-        &hs.user_key("alice", true),
-        &tmp.path().join("alice"),
-    )
-    .await;
+    let alice = client::node("alice-laptop", &hs.url, &hs.user_key("alice", true), &tmp.path().join("alice")).await;
     let res = client::get(&alice, &server.dns_name, "/whoami").await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     let who = res.json();
-    assert_eq!(
-        who["login_name"].as_str().map(|l| l.trim_end_matches('@')),
-        Some("alice"),
-        "{who}"
-    );
-    assert_eq!(
-        who["id"].as_str().map(|s| s.starts_with("user:alice")),
-        Some(true),
-        "{who}"
-    );
-    assert_eq!(
-        who["node_name"],
-        format!("alice-laptop.{BASE_DOMAIN}"),
-        "{who}"
-    );
+    assert_eq!(who["login_name"].as_str().map(|l| l.trim_end_matches('@')), Some("alice"), "{who}");
+    assert_eq!(who["id"].as_str().map(|s| s.starts_with("user:alice")), Some(true), "{who}");
+    assert_eq!(who["node_name"], format!("alice-laptop.{BASE_DOMAIN}"), "{who}");
     let caps = &who["capabilities"][CAP];
-    let caps = caps
-        .as_array()
-        .unwrap_or_else(|| panic!("alice has {CAP}: {who}"));
+    let caps = caps.as_array().unwrap_or_else(|| panic!("alice has {CAP}: {who}"));
     assert!(caps.contains(&json!({"roles": ["admin"]})), "{who}");
     assert!(caps.contains(&json!({"scopes": ["audit:read"]})), "{who}");
-    let source: SocketAddr = who["source"]
-        .as_str()
-        .expect("source")
-        .parse()
-        .expect("source addr");
-    assert!(
-        alice.info().ips.contains(&source.ip()),
-        "source {source} is one of alice's tailnet IPs"
-    );
+    let source: SocketAddr = who["source"].as_str().expect("source").parse().expect("source addr");
+    assert!(alice.info().ips.contains(&source.ip()), "source {source} is one of alice's tailnet IPs");
 
     // bob: his login, only the viewer grant.
-    let bob = client::node(
-        "bob-laptop",
-        &hs.url,
-        &hs.user_key("bob", true),
-        &tmp.path().join("bob"),
-    )
-    .await;
+    let bob = client::node("bob-laptop", &hs.url, &hs.user_key("bob", true), &tmp.path().join("bob")).await;
     let who = client::get(&bob, &server.dns_name, "/whoami").await.json();
-    assert_eq!(
-        who["login_name"].as_str().map(|l| l.trim_end_matches('@')),
-        Some("bob"),
-        "{who}"
-    );
-    assert_eq!(
-        who["capabilities"][CAP],
-        json!([{"roles": ["viewer"]}]),
-        "{who}"
-    );
+    assert_eq!(who["login_name"].as_str().map(|l| l.trim_end_matches('@')), Some("bob"), "{who}");
+    assert_eq!(who["capabilities"][CAP], json!([{"roles": ["viewer"]}]), "{who}");
 
     // A tagged node: no person, its tags, no grant.
-    let ci = client::node(
-        "ci-runner",
-        &hs.url,
-        &hs.tagged_key("tag:ci"),
-        &tmp.path().join("ci"),
-    )
-    .await;
+    let ci = client::node("ci-runner", &hs.url, &hs.tagged_key("tag:ci"), &tmp.path().join("ci")).await;
     let who = client::get(&ci, &server.dns_name, "/whoami").await.json();
     assert_eq!(who["tags"], json!(["tag:ci"]), "{who}");
     assert_eq!(who["login_name"], "", "{who}");
@@ -146,11 +88,7 @@ async fn server_joins_and_knows_who_calls() {
 
     // alice's node sees the server as an online peer.
     let st = alice.status(Duration::from_secs(5)).await.expect("status");
-    let peer = st
-        .peers
-        .iter()
-        .find(|p| p.dns_name == server.dns_name)
-        .expect("server is a peer");
+    let peer = st.peers.iter().find(|p| p.dns_name == server.dns_name).expect("server is a peer");
     assert!(peer.online, "{peer:?}");
     assert_eq!(peer.tags, vec!["tag:tailops".to_string()]);
 
@@ -160,10 +98,7 @@ async fn server_joins_and_knows_who_calls() {
     // SIGTERM: graceful stop, exit 0, node closed.
     let status = server.stop();
     assert!(status.success(), "exit status {status:?}");
-    assert!(
-        server.seen.iter().any(|v| v["message"] == "stopped"),
-        "graceful stop logged"
-    );
+    assert!(server.seen.iter().any(|v| v["message"] == "stopped"), "graceful stop logged");
 }
 
 /// TCP sockets in LISTEN state (from /proc/net/tcp and tcp6): inode and
@@ -194,14 +129,8 @@ async fn unreachable_from_outside_the_tailnet() {
     // The server process holds no listening TCP socket on any host interface.
     let mine = server.socket_inodes();
     assert!(!mine.is_empty(), "server has sockets (sanity)");
-    let listening: Vec<(u64, String)> = listening_tcp_inodes()
-        .into_iter()
-        .filter(|(i, _)| mine.contains(i))
-        .collect();
-    assert!(
-        listening.is_empty(),
-        "tailops serve must not listen on host TCP: {listening:#?}"
-    );
+    let listening: Vec<(u64, String)> = listening_tcp_inodes().into_iter().filter(|(i, _)| mine.contains(i)).collect();
+    assert!(listening.is_empty(), "tailops serve must not listen on host TCP: {listening:#?}");
 
     // And nothing answers on port 80 of loopback. (Only loopback is probed:
     // tests send no traffic to other addresses; the listening-socket check
@@ -213,19 +142,8 @@ async fn unreachable_from_outside_the_tailnet() {
     }
     // The server's HTTP port really is open on the tailnet (so the checks
     // above are not vacuous).
-    let alice = client::node(
-        "alice-o",
-        &hs.url,
-        &hs.user_key("alice", true),
-        &tmp.path().join("alice"),
-    )
-    .await;
-    assert_eq!(
-        client::get(&alice, &server.dns_name, "/healthz")
-            .await
-            .status,
-        200
-    );
+    let alice = client::node("alice-o", &hs.url, &hs.user_key("alice", true), &tmp.path().join("alice")).await;
+    assert_eq!(client::get(&alice, &server.dns_name, "/healthz").await.status, 200);
     alice.close().await.expect("close");
 }
 
@@ -234,36 +152,18 @@ async fn fifty_concurrent_connections_and_no_fd_leak() {
     let hs = Headscale::start();
     let tmp = tempfile::tempdir().expect("tmp");
     let server = start_server(&hs, "ops3", &tmp.path().join("server"));
-    let alice = client::node(
-        "alice-c",
-        &hs.url,
-        &hs.user_key("alice", true),
-        &tmp.path().join("alice"),
-    )
-    .await;
+    let alice = client::node("alice-c", &hs.url, &hs.user_key("alice", true), &tmp.path().join("alice")).await;
 
     // Warm up (first dial may wait for DERP/peer state), then take the
     // baseline fd count.
-    assert_eq!(
-        client::get(&alice, &server.dns_name, "/healthz")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(client::get(&alice, &server.dns_name, "/healthz").await.status, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.fd_count();
 
     // 50 connections open at once, each serving one request.
     let mut streams = Vec::new();
     for _ in 0..50 {
-        streams.push(
-            client::dial_retry(
-                &alice,
-                &format!("{}:80", server.dns_name),
-                Duration::from_secs(10),
-            )
-            .await,
-        );
+        streams.push(client::dial_retry(&alice, &format!("{}:80", server.dns_name), Duration::from_secs(10)).await);
     }
     let during = server.fd_count();
     let host = server.dns_name.clone();
@@ -278,19 +178,11 @@ async fn fifty_concurrent_connections_and_no_fd_leak() {
     for t in tasks {
         let res = t.await.expect("task");
         assert_eq!(res.status, 200);
-        assert_eq!(
-            res.json()["login_name"]
-                .as_str()
-                .map(|l| l.trim_end_matches('@')),
-            Some("alice")
-        );
+        assert_eq!(res.json()["login_name"].as_str().map(|l| l.trim_end_matches('@')), Some("alice"));
         ok += 1;
     }
     assert_eq!(ok, 50);
-    assert!(
-        during >= before + 50,
-        "the 50 connections were open at the same time ({before} → {during} fds)"
-    );
+    assert!(during >= before + 50, "the 50 connections were open at the same time ({before} → {during} fds)");
 
     // All closed: the server's fd count returns to the baseline.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -299,10 +191,7 @@ async fn fifty_concurrent_connections_and_no_fd_leak() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         after = server.fd_count();
     }
-    assert!(
-        after <= before,
-        "fd leak: {before} before, {during} during, {after} after"
-    );
+    assert!(after <= before, "fd leak: {before} before, {during} during, {after} after");
     alice.close().await.expect("close");
 }
 
@@ -320,18 +209,10 @@ async fn restart_with_same_state_dir_keeps_identity() {
     assert_eq!(second.dns_name, name);
     assert_eq!(second.ips, ips);
     let nodes = hs.nodes();
-    let count = nodes
-        .as_array()
-        .map(|a| a.iter().filter(|n| n["given_name"] == "ops4").count());
+    let count = nodes.as_array().map(|a| a.iter().filter(|n| n["given_name"] == "ops4").count());
     assert_eq!(count, Some(1), "still one node registered: {nodes}");
 
-    let alice = client::node(
-        "alice-r",
-        &hs.url,
-        &hs.user_key("alice", true),
-        &tmp.path().join("alice"),
-    )
-    .await;
+    let alice = client::node("alice-r", &hs.url, &hs.user_key("alice", true), &tmp.path().join("alice")).await;
     assert_eq!(client::get(&alice, &name, "/whoami").await.status, 200);
     alice.close().await.expect("close");
     assert!(second.stop().success());
@@ -345,18 +226,10 @@ async fn without_auth_key_prints_login_url() {
     let mut o = opts(&hs, "ops5", &state, None);
     o.tags = None;
     let mut server = ServerProcess::spawn(o);
-    let line = server.wait_for_log(
-        |v| v.to_string().contains(&format!("{}/register/", hs.url)),
-        Duration::from_secs(60),
-    );
-    assert!(
-        line.to_string().contains("go to"),
-        "login URL is announced: {line}"
-    );
-    assert!(
-        server.stop().success(),
-        "stops cleanly while waiting for login"
-    );
+    let line =
+        server.wait_for_log(|v| v.to_string().contains(&format!("{}/register/", hs.url)), Duration::from_secs(60));
+    assert!(line.to_string().contains("go to"), "login URL is announced: {line}");
+    assert!(server.stop().success(), "stops cleanly while waiting for login");
 }
 
 /// The Go runtime needs SA_ONSTACK on every handler; tokio's lack it. With
@@ -369,19 +242,10 @@ async fn signals_while_node_runs() {
 
     let hs = Headscale::start();
     let tmp = tempfile::tempdir().expect("tmp");
-    let node = client::node(
-        "sig-node",
-        &hs.url,
-        &hs.user_key("alice", true),
-        &tmp.path().join("n"),
-    )
-    .await;
+    let node = client::node("sig-node", &hs.url, &hs.user_key("alice", true), &tmp.path().join("n")).await;
 
     let mut usr1 = signal(SignalKind::user_defined1()).expect("sigusr1");
-    assert!(
-        signals::handler_lacks_onstack(libc::SIGUSR1),
-        "tokio installs its handler without SA_ONSTACK"
-    );
+    assert!(signals::handler_lacks_onstack(libc::SIGUSR1), "tokio installs its handler without SA_ONSTACK");
     signals::fix_go_signal_handlers().expect("fix");
     assert!(!signals::handler_lacks_onstack(libc::SIGUSR1), "fixed");
     // Idempotent: nothing left to fix.
@@ -392,9 +256,7 @@ async fn signals_while_node_runs() {
         let node = node.clone();
         tokio::spawn(async move {
             for _ in 0..20 {
-                node.status(Duration::from_secs(5))
-                    .await
-                    .expect("status while signalled");
+                node.status(Duration::from_secs(5)).await.expect("status while signalled");
             }
         })
     };
@@ -403,8 +265,6 @@ async fn signals_while_node_runs() {
         tokio::task::yield_now().await;
     }
     busy.await.expect("node calls kept working");
-    tokio::time::timeout(Duration::from_secs(5), usr1.recv())
-        .await
-        .expect("signal delivered to tokio");
+    tokio::time::timeout(Duration::from_secs(5), usr1.recv()).await.expect("signal delivered to tokio");
     node.close().await.expect("close");
 }

@@ -61,26 +61,15 @@ pub async fn get(node: &Node, host: &str, path: &str) -> Response {
 
 /// One HTTP/1.1 GET on an already dialed stream.
 pub async fn get_on(stream: tokio::net::UnixStream, host: &str, path: &str) -> Response {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
     let driver = tokio::spawn(conn);
-    let req = hyper::Request::get(path)
-        .header("host", host)
-        .body(Empty::<Bytes>::new())
-        .expect("request");
+    let req = hyper::Request::get(path).header("host", host).body(Empty::<Bytes>::new()).expect("request");
     let res = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
         .await
         .expect("response within 30 s")
         .expect("response");
     let status = res.status().as_u16();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .to_vec();
+    let body = res.into_body().collect().await.expect("body").to_bytes().to_vec();
     drop(sender);
     let _ = driver.await;
     Response { status, body }

@@ -45,9 +45,7 @@ fn target_dir() -> PathBuf {
 
 /// Path of the headscale binary, building it first if needed.
 pub fn binary() -> PathBuf {
-    let dir = target_dir()
-        .join("tools")
-        .join(format!("headscale-{HEADSCALE_VERSION}"));
+    let dir = target_dir().join("tools").join(format!("headscale-{HEADSCALE_VERSION}"));
     let bin = dir.join("headscale");
     if bin.exists() {
         return bin;
@@ -83,20 +81,13 @@ pub fn binary() -> PathBuf {
         .env("GOFLAGS", "-mod=readonly -buildvcs=false")
         .status()
         .expect("go build headscale");
-    assert!(
-        status.success(),
-        "building headscale {HEADSCALE_VERSION} failed"
-    );
+    assert!(status.success(), "building headscale {HEADSCALE_VERSION} failed");
     std::fs::rename(&tmp, &bin).expect("install headscale binary");
     bin
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 pub struct Headscale {
@@ -121,10 +112,7 @@ impl Headscale {
 
     pub fn start_with_policy(policy: &str) -> Self {
         let bin = binary();
-        let dir = tempfile::Builder::new()
-            .prefix("tailops-hs-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempfile::Builder::new().prefix("tailops-hs-").tempdir().expect("tempdir");
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let d = dir.path().display();
@@ -195,13 +183,7 @@ logtail:
             .stdin(Stdio::null())
             .spawn()
             .expect("start headscale");
-        let hs = Headscale {
-            child,
-            dir,
-            url,
-            config: config_path,
-            bin,
-        };
+        let hs = Headscale { child, dir, url, config: config_path, bin };
         hs.wait_healthy();
         hs.cli(&["users", "create", "alice"]);
         hs.cli(&["users", "create", "bob"]);
@@ -225,11 +207,7 @@ logtail:
                     }
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "headscale did not become healthy; log:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "headscale did not become healthy; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -240,12 +218,7 @@ logtail:
 
     /// Runs a headscale CLI command against this instance and returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.bin)
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("run headscale cli");
+        let out = Command::new(&self.bin).arg("-c").arg(&self.config).args(args).output().expect("run headscale cli");
         assert!(
             out.status.success(),
             "headscale {args:?} failed: {}{}",
@@ -259,8 +232,7 @@ logtail:
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["-o", "json"]);
         let out = self.cli(&all);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("headscale {args:?}: bad JSON ({e}): {out}"))
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("headscale {args:?}: bad JSON ({e}): {out}"))
     }
 
     pub fn user_id(&self, name: &str) -> String {
@@ -278,40 +250,18 @@ logtail:
     /// A reusable pre-auth key for `user`, optionally ephemeral.
     pub fn user_key(&self, user: &str, ephemeral: bool) -> String {
         let id = self.user_id(user);
-        let mut args = vec![
-            "preauthkeys",
-            "create",
-            "--user",
-            id.as_str(),
-            "--reusable",
-            "--expiration",
-            "1h",
-        ];
+        let mut args = vec!["preauthkeys", "create", "--user", id.as_str(), "--reusable", "--expiration", "1h"];
         if ephemeral {
             args.push("--ephemeral");
         }
         let key = self.cli_json(&args);
-        key["key"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no key in {key}"))
-            .to_string()
+        key["key"].as_str().unwrap_or_else(|| panic!("no key in {key}")).to_string()
     }
 
     /// A reusable pre-auth key that registers nodes owned by `tags`.
     pub fn tagged_key(&self, tags: &str) -> String {
-        let key = self.cli_json(&[
-            "preauthkeys",
-            "create",
-            "--tags",
-            tags,
-            "--reusable",
-            "--expiration",
-            "1h",
-        ]);
-        key["key"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no key in {key}"))
-            .to_string()
+        let key = self.cli_json(&["preauthkeys", "create", "--tags", tags, "--reusable", "--expiration", "1h"]);
+        key["key"].as_str().unwrap_or_else(|| panic!("no key in {key}")).to_string()
     }
 
     pub fn nodes(&self) -> Value {

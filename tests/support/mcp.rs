@@ -32,10 +32,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
     }
     /// `result.structuredContent` of a tools/call.
     pub fn structured(&self) -> &Value {
@@ -60,13 +57,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(via: Via, host: &str) -> Self {
-        Self {
-            via,
-            host: host.to_string(),
-            session: None,
-            extra_headers: Vec::new(),
-            next_id: 1,
-        }
+        Self { via, host: host.to_string(), session: None, extra_headers: Vec::new(), next_id: 1 }
     }
 
     /// POSTs one JSON-RPC message with this client's session and headers.
@@ -76,34 +67,19 @@ impl Client {
             headers.push(("mcp-session-id".into(), s.clone()));
             headers.push(("mcp-protocol-version".into(), PROTOCOL.into()));
         }
-        raw(
-            &self.via,
-            "POST",
-            &self.host,
-            msg.to_string().into_bytes(),
-            &headers,
-        )
-        .await
+        raw(&self.via, "POST", &self.host, msg.to_string().into_bytes(), &headers).await
     }
 
     pub async fn initialize(&mut self) -> Reply {
         let r = self
-            .post(
-                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            .post(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
                 "protocolVersion": PROTOCOL, "capabilities": {},
-                "clientInfo": {"name": "tailops-tests", "version": "1"}}}),
-            )
+                "clientInfo": {"name": "tailops-tests", "version": "1"}}}))
             .await;
         if r.status == 200 {
             self.session = r.header("mcp-session-id");
-            let n = self
-                .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                .await;
-            assert!(
-                n.status == 202 || n.status == 200,
-                "initialized notification: {}",
-                n.status
-            );
+            let n = self.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+            assert!(n.status == 202 || n.status == 200, "initialized notification: {}", n.status);
         }
         r
     }
@@ -111,8 +87,7 @@ impl Client {
     pub async fn request(&mut self, method: &str, params: Value) -> Reply {
         self.next_id += 1;
         let id = self.next_id;
-        self.post(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .await
+        self.post(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await
     }
 
     pub async fn tool_names(&mut self) -> Vec<String> {
@@ -129,19 +104,12 @@ impl Client {
     }
 
     pub async fn call(&mut self, tool: &str, args: Value) -> Reply {
-        self.request("tools/call", json!({"name": tool, "arguments": args}))
-            .await
+        self.request("tools/call", json!({"name": tool, "arguments": args})).await
     }
 }
 
 /// One HTTP request to /mcp on a fresh connection.
-pub async fn raw(
-    via: &Via,
-    method: &str,
-    host: &str,
-    body: Vec<u8>,
-    headers: &[(String, String)],
-) -> Reply {
+pub async fn raw(via: &Via, method: &str, host: &str, body: Vec<u8>, headers: &[(String, String)]) -> Reply {
     request(via, method, host, "/mcp", body, headers).await
 }
 
@@ -160,12 +128,7 @@ pub async fn request(
 ) -> Reply {
     match via {
         Via::Tailnet(node, target) => {
-            let s = crate::support::client::dial_retry(
-                node,
-                &format!("{target}:80"),
-                Duration::from_secs(30),
-            )
-            .await;
+            let s = crate::support::client::dial_retry(node, &format!("{target}:80"), Duration::from_secs(30)).await;
             exchange(s, method, host, path, body, headers).await
         }
         Via::Tcp(addr) => {
@@ -187,9 +150,7 @@ async fn exchange<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
     let driver = tokio::spawn(conn);
     let mut req = hyper::Request::builder()
         .method(method)
@@ -215,9 +176,7 @@ where
     drop(sender);
     driver.abort();
     let text = String::from_utf8_lossy(&bytes);
-    let body = if headers
-        .get("content-type")
-        .is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"))
+    let body = if headers.get("content-type").is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"))
     {
         text.lines()
             .filter_map(|l| l.strip_prefix("data:"))
@@ -229,9 +188,5 @@ where
     } else {
         serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()))
     };
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply { status, headers, body }
 }

@@ -45,25 +45,17 @@ impl ServerProcess {
     /// Spawns without waiting for readiness.
     pub fn spawn(o: ServeOpts<'_>) -> Self {
         let mut cmd = Command::new(Self::bin());
-        cmd.args([
-            "--log-format",
-            "json",
-            "serve",
-            "--hostname",
-            o.hostname,
-            "--control-url",
-            o.control_url,
-        ])
-        .arg("--state-dir")
-        .arg(o.state_dir)
-        .args(&o.extra_args)
-        .env("TS_DEBUG_USE_DERP_HTTP", "1")
-        .env("RUST_LOG", "info")
-        .env_remove("TS_AUTHKEY")
-        .env_remove("TS_AUTH_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        cmd.args(["--log-format", "json", "serve", "--hostname", o.hostname, "--control-url", o.control_url])
+            .arg("--state-dir")
+            .arg(o.state_dir)
+            .args(&o.extra_args)
+            .env("TS_DEBUG_USE_DERP_HTTP", "1")
+            .env("RUST_LOG", "info")
+            .env_remove("TS_AUTHKEY")
+            .env_remove("TS_AUTH_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         if let Some(k) = o.auth_key {
             cmd.env("TS_AUTHKEY", k);
         }
@@ -92,37 +84,22 @@ impl ServerProcess {
     /// `tailops serve --dev-listen 127.0.0.1:0` with `config` (TOML text,
     /// written into `dir`) and extra args; waits until it listens and
     /// returns it with its address. State (and the audit log) in `dir/state`.
-    pub fn start_dev(
-        dir: &Path,
-        config: &str,
-        extra_args: &[&str],
-    ) -> (Self, std::net::SocketAddr) {
+    pub fn start_dev(dir: &Path, config: &str, extra_args: &[&str]) -> (Self, std::net::SocketAddr) {
         let cfg_path = dir.join("tailops.toml");
         std::fs::write(&cfg_path, config).expect("write config");
         let mut cmd = Command::new(Self::bin());
-        cmd.args([
-            "--log-format",
-            "json",
-            "serve",
-            "--dev-listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(&cfg_path)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .args(extra_args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        cmd.args(["--log-format", "json", "serve", "--dev-listen", "127.0.0.1:0", "--config"])
+            .arg(&cfg_path)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut sp = Self::from_command(cmd);
         let ready = sp.wait_for_log(|v| v.get("listen_addr").is_some(), UP_TIMEOUT);
-        let addr = ready["listen_addr"]
-            .as_str()
-            .expect("listen_addr")
-            .parse()
-            .expect("addr");
+        let addr = ready["listen_addr"].as_str().expect("listen_addr").parse().expect("addr");
         (sp, addr)
     }
 
@@ -133,20 +110,13 @@ impl ServerProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                let v = serde_json::from_str::<Value>(&line)
-                    .unwrap_or_else(|_| Value::String(line.clone()));
+                let v = serde_json::from_str::<Value>(&line).unwrap_or_else(|_| Value::String(line.clone()));
                 if tx.send(v).is_err() {
                     break;
                 }
             }
         });
-        ServerProcess {
-            child,
-            dns_name: String::new(),
-            ips: Vec::new(),
-            lines: rx,
-            seen: Vec::new(),
-        }
+        ServerProcess { child, dns_name: String::new(), ips: Vec::new(), lines: rx, seen: Vec::new() }
     }
 
     pub fn pid(&self) -> u32 {
@@ -159,10 +129,7 @@ impl ServerProcess {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self
-                .lines
-                .recv_timeout(left.min(Duration::from_millis(200)))
-            {
+            match self.lines.recv_timeout(left.min(Duration::from_millis(200))) {
                 Ok(v) => {
                     self.seen.push(v.clone());
                     if pred(&v) {
@@ -173,11 +140,7 @@ impl ServerProcess {
                 Err(_) => panic!(
                     "tailops serve: expected log line not seen (exit: {:?}); log so far:\n{}",
                     self.child.try_wait().ok().flatten(),
-                    self.seen
-                        .iter()
-                        .map(|v| v.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
+                    self.seen.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")
                 ),
             }
         }
@@ -198,19 +161,14 @@ impl ServerProcess {
                 }
                 return st;
             }
-            assert!(
-                Instant::now() < deadline,
-                "tailops serve did not exit within 30 s of SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "tailops serve did not exit within 30 s of SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Number of open fds of the server process.
     pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
     }
 
     /// Socket inodes of the server process (from /proc/PID/fd).
@@ -220,10 +178,8 @@ impl ServerProcess {
             for e in dir.flatten() {
                 if let Ok(target) = std::fs::read_link(e.path()) {
                     let t = target.to_string_lossy();
-                    if let Some(n) = t
-                        .strip_prefix("socket:[")
-                        .and_then(|s| s.strip_suffix(']'))
-                        .and_then(|s| s.parse().ok())
+                    if let Some(n) =
+                        t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')).and_then(|s| s.parse().ok())
                     {
                         out.push(n);
                     }

@@ -1,0 +1,132 @@
+//! OAuth 2.1 resource server over real HTTP: a JWKS served on loopback by
+//! the test (Ed25519 key made per run), tokens signed here, tailops in
+//! dev-listen mode validating them. Effective scopes = identity ∩ token;
+//! a missing scope the identity holds is a 403 step-up.
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::support::mcp::{Client, Via, get};
+use crate::support::server::ServerProcess;
+
+struct Idp {
+    key: Ed25519KeyPair,
+    url: String,
+}
+
+impl Idp {
+    async fn start() -> Self {
+        let key = Ed25519KeyPair::generate().expect("key");
+        let jwks = json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "kid": "k1", "use": "sig", "alg": "EdDSA",
+            "x": URL_SAFE_NO_PAD.encode(key.public_key().as_ref()),
+        }]});
+        let app = axum::Router::new().route("/jwks", axum::routing::get(move || async move { axum::Json(jwks) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Idp { key, url }
+    }
+
+    fn token(&self, aud: &str, scope: &str, exp_offset: i64) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs() as i64;
+        let header = json!({"alg": "EdDSA", "kid": "k1", "typ": "at+jwt"});
+        let claims = json!({"iss": self.url, "sub": "alice", "aud": aud, "scope": scope,
+            "iat": now, "exp": now + exp_offset, "client_id": "test-client"});
+        let input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let sig = self.key.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    }
+}
+
+fn config(idp: &Idp, roles: &str) -> String {
+    format!(
+        "[local]\nname = \"dev\"\nroles = [{roles}]\n\n[oauth]\nenabled = true\nissuer = \"{u}\"\n\
+         authorization_servers = [\"{u}\"]\njwks_url = \"{u}/jwks\"\nscopes_supported = [\"system:read\", \"processes:signal\"]\n",
+        u = idp.url
+    )
+}
+
+fn bearer(c: &mut Client, token: &str) {
+    c.extra_headers.retain(|(k, _)| k != "authorization");
+    c.extra_headers.push(("authorization".into(), format!("Bearer {token}")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_narrow_scopes_and_missing_scopes_step_up() {
+    let idp = Idp::start().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_server, addr) = ServerProcess::start_dev(tmp.path(), &config(&idp, "\"admin\""), &[]);
+    let host = addr.to_string();
+    let resource = format!("http://{addr}/mcp");
+    let via = Via::Tcp(addr);
+
+    // RFC 9728 metadata.
+    let meta = get(&via, &host, "/.well-known/oauth-protected-resource/mcp").await;
+    assert_eq!(meta.status, 200);
+    assert_eq!(meta.body["resource"], resource.as_str());
+    assert_eq!(meta.body["authorization_servers"], json!([idp.url]));
+
+    // No token: 401 pointing at the metadata.
+    let mut c = Client::new(via.clone(), &host);
+    let r = c.initialize().await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let www = r.header("www-authenticate").unwrap_or_default();
+    assert!(www.starts_with("Bearer "), "{www}");
+    assert!(
+        www.contains(&format!("resource_metadata=\"http://{addr}/.well-known/oauth-protected-resource/mcp\"")),
+        "{www}"
+    );
+
+    // Wrong audience and expired tokens: 401 invalid_token.
+    for bad in [idp.token("http://other.example/mcp", "system:read", 300), idp.token(&resource, "system:read", -600)] {
+        bearer(&mut c, &bad);
+        let r = c.initialize().await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert!(r.header("www-authenticate").unwrap_or_default().contains("error=\"invalid_token\""));
+    }
+
+    // A token with system:read only: reads work, whoami shows the narrowing.
+    bearer(&mut c, &idp.token(&resource, "system:read", 300));
+    assert_eq!(c.initialize().await.status, 200);
+    let r = c.call("server_info", json!({})).await;
+    assert!(!r.is_tool_error(), "{}", r.body);
+    let w = c.call("whoami", json!({})).await;
+    assert_eq!(w.structured()["token_scopes"], json!(["system:read"]));
+    assert_eq!(w.structured()["effective_scopes"], json!(["system:read"]));
+
+    // A tool whose scope the identity holds but the token lacks: 403 step-up.
+    let r = c.call("process_signal", json!({"pid": 999_999_999})).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let www = r.header("www-authenticate").unwrap_or_default();
+    assert!(www.contains("error=\"insufficient_scope\""), "{www}");
+    assert!(www.contains("processes:signal"), "{www}");
+
+    // With the scope in the token, the call reaches the tool.
+    bearer(&mut c, &idp.token(&resource, "system:read processes:signal", 300));
+    let r = c.call("process_signal", json!({"pid": 999_999_999})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.error_category(), Some("not_found"), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_scopes_never_exceed_the_identity() {
+    let idp = Idp::start().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_server, addr) = ServerProcess::start_dev(tmp.path(), &config(&idp, "\"viewer\""), &[]);
+    let host = addr.to_string();
+    let mut c = Client::new(Via::Tcp(addr), &host);
+    bearer(&mut c, &idp.token(&format!("http://{addr}/mcp"), "system:read processes:signal audit:read", 300));
+    assert_eq!(c.initialize().await.status, 200);
+    let names = c.tool_names().await;
+    assert_eq!(names, ["server_info", "whoami"], "a token cannot add scopes");
+    let r = c.call("process_signal", json!({"pid": 999_999_999})).await;
+    assert_eq!(r.error_category(), Some("permission_denied"), "{}", r.body);
+    let w: Value = c.call("whoami", json!({})).await.structured().clone();
+    assert_eq!(w["effective_scopes"], json!(["system:read"]));
+}
