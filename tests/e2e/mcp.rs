@@ -377,3 +377,77 @@ fn dev_listen_refuses_non_loopback() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("loopback"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_are_reaped() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = "[local]\nname = \"dev\"\nroles = [\"viewer\"]\n[limits]\nsession_idle_secs = 1\n";
+    let (_server, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
+    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
+    assert_eq!(c.initialize().await.status, 200);
+    assert_eq!(c.call("whoami", json!({})).await.status, 200);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let r = c.call("whoami", json!({})).await;
+    assert_eq!(r.status, 404, "idle session closed: {}", r.body);
+}
+
+/// `serve --stdio`: newline-delimited JSON-RPC on stdin/stdout, the
+/// `[local]` principal, and rate limiting as a JSON-RPC error.
+#[test]
+fn stdio_mode_serves_the_same_tools() {
+    use std::io::{BufRead, BufReader, Write};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("t.toml");
+    std::fs::write(&cfg, "[local]\nname = \"cli\"\nroles = [\"viewer\"]\n[limits.rate]\nburst = 2\n").expect("cfg");
+    let mut child = Command::new(ServerProcess::bin())
+        .args(["serve", "--stdio", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(tmp.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut rpc = |msg: Value, expect_reply: bool| -> Value {
+        writeln!(stdin, "{msg}").expect("write");
+        stdin.flush().expect("flush");
+        if !expect_reply {
+            return Value::Null;
+        }
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line not JSON ({e}): {line}"))
+    };
+    let init = rpc(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
+            "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+        true,
+    );
+    assert_eq!(init["result"]["serverInfo"]["name"], "tailops", "{init}");
+    rpc(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}), false);
+    let list = rpc(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}), true);
+    let mut names: Vec<&str> =
+        list["result"]["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["server_info", "whoami"]);
+    let who = rpc(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}),
+        true,
+    );
+    assert_eq!(who["result"]["structuredContent"]["id"], "local:cli", "{who}");
+    let _ = rpc(
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}),
+        true,
+    );
+    let limited = rpc(
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}),
+        true,
+    );
+    assert_eq!(limited["error"]["code"], -32029, "rate limit as a JSON-RPC error: {limited}");
+    drop(stdin);
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "stdio server exits cleanly on EOF: {status:?}");
+}
