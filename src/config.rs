@@ -51,6 +51,8 @@ pub struct Config {
     pub audit: AuditSettings,
     /// Optional OAuth 2.1 resource server (bearer tokens narrow scopes).
     pub oauth: crate::auth::oauth::OAuthConfig,
+    /// Metrics sampling, history and alert rules.
+    pub sampler: crate::sampler::SamplerConfig,
 }
 
 /// The fixed principal of local modes (stdio, dev-listen).
@@ -166,6 +168,7 @@ impl Default for Config {
             local: LocalPrincipal::default(),
             audit: AuditSettings::default(),
             oauth: Default::default(),
+            sampler: Default::default(),
         }
     }
 }
@@ -305,6 +308,7 @@ impl Config {
                 }
             }
         }
+        self.sampler.validate().map_err(|message| ConfigError::Invalid { field: "sampler", message })?;
         if self.oauth.enabled {
             let mut o = self.oauth.clone();
             if o.resource.is_empty() {

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod mcp;
+pub mod sampler;
 pub mod server;
 pub mod shutdown;
 pub mod tailnet;

@@ -15,8 +15,9 @@ use futures::FutureExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, InitializeResult, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ResultType, ServerCapabilities,
+    CacheScope, CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, InitializeResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResultType, ServerCapabilities,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -26,6 +27,7 @@ use crate::audit::{self, AuditLog, Event};
 use crate::auth::caller::Caller;
 use crate::auth::policy::Decision;
 use crate::auth::ratelimit::{Limiter, Refusal};
+use crate::auth::scopes::Scope;
 use crate::config::Config;
 use crate::tools::{ErrorCategory, ToolError, ToolSpec};
 
@@ -33,6 +35,8 @@ use crate::tools::{ErrorCategory, ToolError, ToolSpec};
 /// backoff (doubled each time).
 pub const READ_RETRIES: u32 = 2;
 pub const READ_RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// The one MCP resource: the system overview.
+pub const OVERVIEW_URI: &str = "system://overview";
 /// JSON-RPC error code for "rate limited" on transports without HTTP status.
 pub const RATE_LIMITED_CODE: i32 = -32029;
 
@@ -45,13 +49,20 @@ pub struct Spine {
     /// MagicDNS name (or local label) for server_info.
     pub node_name: String,
     pub specs: HashMap<&'static str, ToolSpec>,
+    /// Host metrics (None only in unit tests / if it failed to start).
+    pub sampler: Option<Arc<crate::sampler::Sampler>>,
 }
 
 impl Spine {
-    pub fn new(cfg: Arc<Config>, audit: AuditLog, node_name: String) -> Self {
+    pub fn new(
+        cfg: Arc<Config>,
+        audit: AuditLog,
+        node_name: String,
+        sampler: Option<Arc<crate::sampler::Sampler>>,
+    ) -> Self {
         let limiter = Limiter::new(cfg.limits.rate.clone());
         let specs = crate::tools::all_specs().into_iter().map(|s| (s.name, s)).collect();
-        Self { cfg, audit, limiter, started: Instant::now(), node_name, specs }
+        Self { cfg, audit, limiter, started: Instant::now(), node_name, specs, sampler }
     }
 
     /// The spec of a callable tool (`read_only` hides writing tools).
@@ -110,7 +121,7 @@ impl TailopsServer {
     }
 
     fn routers() -> ToolRouter<TailopsServer> {
-        Self::builtin_router() + Self::processes_router() + Self::audit_router()
+        Self::builtin_router() + Self::system_router() + Self::processes_router() + Self::audit_router()
     }
 
     /// Every routed tool has a spec and every spec a tool; run at start-up.
@@ -207,7 +218,7 @@ fn is_unavailable(resp: &Result<CallToolResponse, ErrorData>) -> bool {
 
 impl ServerHandler for TailopsServer {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
             .with_server_info(Implementation::new("tailops", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "tailops: operate this Linux host. Tools are filtered to what your tailnet identity may do; \
@@ -241,6 +252,78 @@ impl ServerHandler for TailopsServer {
             // The list depends on who asks: never shared between users.
             cache_scope: v2026.then_some(CacheScope::Private),
         })
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let allowed = self.caller(&context).is_some_and(|c| c.access.has(Scope::SystemRead));
+        let resources = if allowed {
+            vec![
+                Resource::new(OVERVIEW_URI, "system-overview")
+                    .with_title("System overview")
+                    .with_description("The system_overview tool's result as a JSON resource")
+                    .with_mime_type("application/json"),
+            ]
+        } else {
+            Vec::new()
+        };
+        let v2026 = context.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        Ok(ListResourcesResult {
+            result_type: Some(ResultType::COMPLETE),
+            resources,
+            meta: None,
+            next_cursor: None,
+            ttl_ms: v2026.then_some(0),
+            cache_scope: v2026.then_some(CacheScope::Private),
+        })
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let Some(caller) = self.caller(&context) else {
+            return Err(ErrorData::internal_error("request without a caller identity", None));
+        };
+        if request.uri != OVERVIEW_URI {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {}", request.uri),
+                Some(json!({ "uri": request.uri })),
+            ));
+        }
+        let decision = caller.check("system_overview", Some(Scope::SystemRead));
+        let allowed = matches!(decision, Decision::Allow);
+        let _ = self.spine.audit_event(
+            &caller,
+            Self::session(&context),
+            Event {
+                kind: if allowed { audit::kind::TOOL_CALL.into() } else { audit::kind::DECISION.into() },
+                tool: Some(format!("resource:{OVERVIEW_URI}")),
+                decision: Some(if allowed { "allow" } else { "deny" }.into()),
+                outcome: Some(if allowed { "ok" } else { "refused" }.into()),
+                ..Default::default()
+            },
+        );
+        if !allowed {
+            self.spine.note_denial(&caller, Self::session(&context));
+            return Err(ErrorData::invalid_request("reading system://overview requires scope system:read", None));
+        }
+        let Some(sampler) = self.spine.sampler.as_ref() else {
+            return Err(ErrorData::internal_error("the metrics sampler is not running", None));
+        };
+        let body = crate::tools::system::overview(&sampler.latest(), &sampler.alerts());
+        let text = serde_json::to_string(&body).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let contents = ResourceContents::TextResourceContents {
+            uri: OVERVIEW_URI.into(),
+            mime_type: Some("application/json".into()),
+            text,
+            meta: None,
+        };
+        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {

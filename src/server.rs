@@ -18,6 +18,7 @@ use crate::auth::oauth::{AsyncIo, ConnectFuture, Connector, TcpConnector};
 use crate::config::{Config, FsyncMode};
 use crate::http::{self, IdentitySource, OAuthGate};
 use crate::mcp::{Spine, TailopsServer};
+use crate::sampler::{AlertEvent, Sampler};
 use crate::tailnet::Node;
 
 /// How to serve.
@@ -65,17 +66,40 @@ pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow
         create_private_dir(&cfg.effective_state_dir())?;
     }
     let audit = open_audit(&cfg).await?;
+    let sampler = start_sampler(&cfg, &audit, shutdown.clone()).await?;
     let result = match mode.clone() {
-        Mode::Tailnet => run_tailnet(cfg.clone(), audit.clone(), shutdown).await,
-        Mode::DevListen(addr) => run_dev(cfg.clone(), audit.clone(), addr, shutdown).await,
-        Mode::Stdio => run_stdio(cfg.clone(), audit.clone(), shutdown).await,
+        Mode::Tailnet => run_tailnet(cfg.clone(), audit.clone(), sampler, shutdown).await,
+        Mode::DevListen(addr) => run_dev(cfg.clone(), audit.clone(), sampler, addr, shutdown).await,
+        Mode::Stdio => run_stdio(cfg.clone(), audit.clone(), sampler, shutdown).await,
     };
     lifecycle(&audit, "stop", serde_json::json!({}));
     audit.close().await;
     result
 }
 
-async fn run_tailnet(cfg: Arc<Config>, audit: AuditLog, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Starts the metrics sampler; alert state changes go to the audit log.
+async fn start_sampler(cfg: &Config, audit: &AuditLog, shutdown: CancellationToken) -> anyhow::Result<Arc<Sampler>> {
+    let log = audit.clone();
+    let on_alert: Arc<dyn Fn(&AlertEvent) + Send + Sync> = Arc::new(move |ev: &AlertEvent| {
+        let a = &ev.alert;
+        tracing::info!(rule = %a.rule, metric = %a.metric, state = ?a.state, value = a.value, "alert state change");
+        let _ = log.record(Event {
+            kind: audit::kind::ALERT.into(),
+            detail: serde_json::to_value(ev).ok(),
+            ..Default::default()
+        });
+    });
+    Sampler::start(cfg.sampler.clone(), on_alert, shutdown)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the sampler: {e}"))
+}
+
+async fn run_tailnet(
+    cfg: Arc<Config>,
+    audit: AuditLog,
+    sampler: Arc<Sampler>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let state_dir = cfg.effective_state_dir();
     let auth_key = cfg.auth_key()?;
     if auth_key.is_none() {
@@ -146,7 +170,7 @@ async fn run_tailnet(cfg: Arc<Config>, audit: AuditLog, shutdown: CancellationTo
     } else {
         None
     };
-    let spine = Arc::new(Spine::new(cfg.clone(), audit, info.dns_name.clone()));
+    let spine = Arc::new(Spine::new(cfg.clone(), audit, info.dns_name.clone(), Some(sampler)));
     let app =
         http::router(spine.clone(), IdentitySource::Tailnet(node.clone()), oauth, &names, cfg.port, shutdown.clone());
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
@@ -160,6 +184,7 @@ async fn run_tailnet(cfg: Arc<Config>, audit: AuditLog, shutdown: CancellationTo
 async fn run_dev(
     cfg: Arc<Config>,
     audit: AuditLog,
+    sampler: Arc<Sampler>,
     addr: SocketAddr,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -184,7 +209,7 @@ async fn run_dev(
     } else {
         None
     };
-    let spine = Arc::new(Spine::new(cfg.clone(), audit, format!("dev-listen {local}")));
+    let spine = Arc::new(Spine::new(cfg.clone(), audit, format!("dev-listen {local}"), Some(sampler)));
     let app = http::router(spine.clone(), IdentitySource::Local, oauth, &names, local.port(), shutdown.clone());
     tracing::info!(url = %format!("http://{local}/mcp"), listen_addr = %local, "tailops dev server ready");
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
@@ -194,10 +219,15 @@ async fn run_dev(
     Ok(())
 }
 
-async fn run_stdio(cfg: Arc<Config>, audit: AuditLog, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn run_stdio(
+    cfg: Arc<Config>,
+    audit: AuditLog,
+    sampler: Arc<Sampler>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
     lifecycle(&audit, "start", serde_json::json!({ "mode": "stdio" }));
-    let spine = Arc::new(Spine::new(cfg.clone(), audit, "stdio".into()));
+    let spine = Arc::new(Spine::new(cfg.clone(), audit, "stdio".into(), Some(sampler)));
     let caller = http::local_caller(&cfg, SocketAddr::from(([127, 0, 0, 1], 0)));
     let server = TailopsServer::new(spine, Some(caller));
     let running = server.serve(rmcp::transport::stdio()).await.context("starting the stdio MCP server")?;

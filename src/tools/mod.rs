@@ -11,6 +11,7 @@ pub mod audit;
 pub mod builtin;
 pub mod error;
 pub mod processes;
+pub mod system;
 
 use crate::auth::scopes::Scope;
 
@@ -34,6 +35,7 @@ pub struct ToolSpec {
 pub fn all_specs() -> Vec<ToolSpec> {
     let mut v = Vec::new();
     v.extend_from_slice(builtin::SPECS);
+    v.extend_from_slice(system::SPECS);
     v.extend_from_slice(processes::SPECS);
     v.extend_from_slice(audit::SPECS);
     v

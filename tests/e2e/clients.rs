@@ -58,7 +58,7 @@ fn python_sdk_lists_and_calls_tools_in_both_protocol_revisions() {
     assert!(stateless["session_id"].is_null(), "2026-07-28 is stateless: {stateless}");
 
     for r in [&legacy, &stateless] {
-        assert_eq!(r["tools"], serde_json::json!(["audit_tail", "process_signal", "server_info", "whoami"]), "{r}");
+        assert_eq!(r["tools"], serde_json::json!(crate::support::mcp::ALL_TOOLS), "{r}");
         assert_eq!(r["whoami"]["id"], "local:dev", "{r}");
         assert_eq!(r["server_info"]["name"], "tailops", "{r}");
         assert_eq!(r["server_info"]["audit_healthy"], true, "{r}");
@@ -68,7 +68,12 @@ fn python_sdk_lists_and_calls_tools_in_both_protocol_revisions() {
     let tmp2 = tempfile::tempdir().expect("tmp");
     let (_viewer, addr2) = ServerProcess::start_dev(tmp2.path(), "[local]\nname = \"v\"\nroles = [\"viewer\"]\n", &[]);
     let v = python(&format!("http://{addr2}/mcp"), "2026-07-28");
-    assert_eq!(v["tools"], serde_json::json!(["server_info", "whoami"]), "{v}");
+    let viewer: Vec<&str> = crate::support::mcp::ALL_TOOLS
+        .iter()
+        .copied()
+        .filter(|t| !["audit_tail", "process_signal"].contains(t))
+        .collect();
+    assert_eq!(v["tools"], serde_json::json!(viewer), "{v}");
 }
 
 #[test]

@@ -7,4 +7,5 @@ mod support;
 mod clients;
 mod mcp;
 mod oauth;
+mod system;
 mod tailnet;

@@ -14,6 +14,24 @@ use tailops::tailnet::Node;
 
 pub const PROTOCOL: &str = "2025-11-25";
 
+/// Every tool the server has, sorted (an admin sees all of them).
+pub const ALL_TOOLS: &[&str] = &[
+    "alerts",
+    "audit_tail",
+    "cpu_usage",
+    "disk_usage",
+    "memory_usage",
+    "metrics_history",
+    "pressure",
+    "process_info",
+    "process_list",
+    "process_signal",
+    "sensors",
+    "server_info",
+    "system_overview",
+    "whoami",
+];
+
 /// How to reach the server. The dial target is separate from the Host
 /// header, so tests can send a foreign Host without resolving it.
 #[derive(Clone)]
