@@ -86,7 +86,9 @@ struct Point {
     p99: Duration,
 }
 
-async fn run(t: Target, host: String, concurrency: usize, secs: u64, mcp: bool) -> Point {
+/// `tool` = None: GET /healthz; Some(name): tools/call name.
+async fn run(t: Target, host: String, concurrency: usize, secs: u64, tool: Option<&'static str>) -> Point {
+    let mcp = tool.is_some();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     let start = Instant::now();
@@ -104,7 +106,7 @@ async fn run(t: Target, host: String, concurrency: usize, secs: u64, mcp: bool) 
                 let n = json!({"jsonrpc":"2.0","method":"notifications/initialized"}).to_string();
                 send(&mut s, &host, "POST", "/mcp", session.as_deref(), &n).await;
             }
-            let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}).to_string();
+            let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":tool.unwrap_or("whoami"),"arguments":{}}}).to_string();
             let mut lat = Vec::new();
             while Instant::now() < deadline {
                 let t0 = Instant::now();
@@ -172,9 +174,9 @@ fn main() {
             ("tailnet", Target::Tailnet(alice.clone(), host.clone()), host),
         ] {
             for c in [1, 16] {
-                let base = run(t.clone(), h.clone(), c, secs, false).await;
+                let base = run(t.clone(), h.clone(), c, secs, None).await;
                 row(mode, "GET /healthz (baseline)", c, &base);
-                let p = run(t.clone(), h.clone(), c, secs, true).await;
+                let p = run(t.clone(), h.clone(), c, secs, Some("whoami")).await;
                 row(mode, "tools/call whoami", c, &p);
                 println!(
                     "|  | whoami/baseline | {c} | {:.2}x throughput | {:.2}x | {:.2}x |",
@@ -182,6 +184,16 @@ fn main() {
                     p.p50.as_secs_f64() / base.p50.as_secs_f64(),
                     p.p99.as_secs_f64() / base.p99.as_secs_f64()
                 );
+                if mode == "dev-listen" {
+                    let o = run(t.clone(), h.clone(), c, secs, Some("system_overview")).await;
+                    row(mode, "tools/call system_overview", c, &o);
+                    println!(
+                        "|  | system_overview/whoami | {c} | {:.2}x throughput | {:.2}x | {:.2}x |",
+                        (o.calls as f64 / o.secs) / (p.calls as f64 / p.secs),
+                        o.p50.as_secs_f64() / p.p50.as_secs_f64(),
+                        o.p99.as_secs_f64() / p.p99.as_secs_f64()
+                    );
+                }
             }
         }
         alice.close().await.expect("close");

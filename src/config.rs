@@ -53,6 +53,8 @@ pub struct Config {
     pub oauth: crate::auth::oauth::OAuthConfig,
     /// Metrics sampling, history and alert rules.
     pub sampler: crate::sampler::SamplerConfig,
+    /// Docker connection and limits.
+    pub docker: crate::tools::docker::DockerConfig,
 }
 
 /// The fixed principal of local modes (stdio, dev-listen).
@@ -169,6 +171,7 @@ impl Default for Config {
             audit: AuditSettings::default(),
             oauth: Default::default(),
             sampler: Default::default(),
+            docker: Default::default(),
         }
     }
 }
@@ -309,6 +312,7 @@ impl Config {
             }
         }
         self.sampler.validate().map_err(|message| ConfigError::Invalid { field: "sampler", message })?;
+        self.docker.validate().map_err(|message| ConfigError::Invalid { field: "docker", message })?;
         if self.oauth.enabled {
             let mut o = self.oauth.clone();
             if o.resource.is_empty() {

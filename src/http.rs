@@ -558,13 +558,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
         },
         IdentitySource::Local => (true, json!({ "status": "not_used", "mode": "local" })),
     };
+    // Docker is reported, never fatal: other domains keep working without it.
+    let docker = state.spine.docker.health().await;
     let status = match (tailnet_ok, audit_ok) {
         (false, _) => "unavailable",
         (true, false) => "degraded",
         (true, true) => "ok",
     };
     let code = if tailnet_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(json!({ "status": status, "checks": { "tailnet": tailnet, "audit": audit } }))).into_response()
+    (code, Json(json!({ "status": status, "checks": { "tailnet": tailnet, "audit": audit, "docker": docker } })))
+        .into_response()
 }
 
 /// Something that yields connections with the peer's address.

@@ -51,6 +51,8 @@ pub struct Spine {
     pub specs: HashMap<&'static str, ToolSpec>,
     /// Host metrics (None only in unit tests / if it failed to start).
     pub sampler: Option<Arc<crate::sampler::Sampler>>,
+    /// The Docker client (connects lazily, reconnects after daemon restarts).
+    pub docker: crate::tools::docker::Docker,
 }
 
 impl Spine {
@@ -62,7 +64,8 @@ impl Spine {
     ) -> Self {
         let limiter = Limiter::new(cfg.limits.rate.clone());
         let specs = crate::tools::all_specs().into_iter().map(|s| (s.name, s)).collect();
-        Self { cfg, audit, limiter, started: Instant::now(), node_name, specs, sampler }
+        let docker = crate::tools::docker::Docker::new(&cfg.docker);
+        Self { cfg, audit, limiter, started: Instant::now(), node_name, specs, sampler, docker }
     }
 
     /// The spec of a callable tool (`read_only` hides writing tools).
@@ -121,7 +124,11 @@ impl TailopsServer {
     }
 
     fn routers() -> ToolRouter<TailopsServer> {
-        Self::builtin_router() + Self::system_router() + Self::processes_router() + Self::audit_router()
+        Self::builtin_router()
+            + Self::system_router()
+            + Self::processes_router()
+            + Self::audit_router()
+            + Self::docker_router()
     }
 
     /// Every routed tool has a spec and every spec a tool; run at start-up.

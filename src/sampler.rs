@@ -198,6 +198,7 @@ pub struct AlertRule {
     /// Unique rule name (letters, digits, `_`, `-`, `.`).
     pub name: String,
     /// Metric name as in `metrics_history`; may hold one `*` segment, e.g. `disk.*.used_percent`.
+    /// `*` matches any non-empty text, dots and slashes included (mount points hold them).
     pub metric: String,
     /// How the value is compared with the threshold.
     pub comparator: Comparator,
@@ -839,7 +840,7 @@ impl Collector {
             users_read: Instant::now(),
             info: StaticInfo {
                 os_name: System::name().unwrap_or_else(|| "Linux".to_owned()),
-                os_version: System::long_os_version().or_else(System::os_version).unwrap_or_default(),
+                os_version: System::os_version().unwrap_or_default(),
                 kernel: System::kernel_version().unwrap_or_default(),
                 arch: System::cpu_arch(),
             },
@@ -862,8 +863,8 @@ impl Collector {
             model: self.sys.cpus().first().map(|c| c.brand().trim().to_owned()).unwrap_or_default(),
             physical_cores: System::physical_core_count(),
             logical_cores: self.sys.cpus().len(),
-            usage_percent: f64::from(self.sys.global_cpu_usage()),
-            per_core_percent: self.sys.cpus().iter().map(|c| f64::from(c.cpu_usage())).collect(),
+            usage_percent: widen(self.sys.global_cpu_usage()),
+            per_core_percent: self.sys.cpus().iter().map(|c| widen(c.cpu_usage())).collect(),
         };
 
         let total = self.sys.total_memory();
@@ -1072,8 +1073,8 @@ impl Collector {
                 let t = c.temperature().filter(|t| t.is_finite())?;
                 Some(Temperature {
                     label: c.label().to_owned(),
-                    celsius: f64::from(t),
-                    critical_celsius: c.critical().filter(|t| t.is_finite()).map(f64::from),
+                    celsius: widen(t),
+                    critical_celsius: c.critical().filter(|t| t.is_finite()).map(widen),
                 })
             })
             .collect();
@@ -1130,7 +1131,7 @@ impl Collector {
                     user: p.user_id().and_then(|u| self.users.get_user_by_id(u)).map(|u| u.name().to_owned()),
                     uid,
                     state: p.status().to_string(),
-                    cpu_percent: f64::from(p.cpu_usage()),
+                    cpu_percent: widen(p.cpu_usage()),
                     memory_bytes: p.memory(),
                     virtual_bytes: p.virtual_memory(),
                     start_time_unix: p.start_time(),
@@ -1873,9 +1874,39 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn history_from_a_running_sampler() {
+        let lo_rx = || -> u64 {
+            read("/proc/net/dev")
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix("lo:"))
+                .and_then(|r| r.split_whitespace().next()?.parse().ok())
+                .expect("lo in /proc/net/dev")
+        };
+        let rx_before = lo_rx();
         let cfg = SamplerConfig { interval_secs: 1, ..SamplerConfig::default() };
         let (sampler, token, _events) = start(cfg).await;
+        // Loopback traffic while sampling, for the interface rate.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sender = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            let chunk = vec![7u8; 64 * 1024];
+            let end = Instant::now() + Duration::from_millis(2500);
+            while Instant::now() < end {
+                if c.write_all(&chunk).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let receiver = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            std::io::copy(&mut s, &mut std::io::sink()).unwrap()
+        });
         tokio::time::sleep(Duration::from_millis(4500)).await;
+        sender.join().unwrap();
+        let received = receiver.join().unwrap();
+        let rx_after = lo_rx();
         // A second back, so no sample taken before `now` is still being recorded.
         let now = SystemTime::now() - Duration::from_secs(1);
         let from = now - Duration::from_secs(60);
@@ -1886,6 +1917,13 @@ mod tests {
         assert!(h.points.windows(2).all(|w| w[0].unix < w[1].unix));
         assert!(h.points.iter().all(|p| (0.0..=100.0).contains(&p.avg) && p.samples == 1));
         assert_eq!(h.resolution_secs, 1.0);
+
+        // net.lo rate: traffic was seen, and no interval claims more than
+        // /proc/net/dev counted in the whole test (shortest interval 0.2 s).
+        let lo = sampler.history("net.lo.rx_bytes_per_sec", from, now, 1000).unwrap();
+        let max_rate = lo.points.iter().map(|p| p.max).fold(0.0, f64::max);
+        assert!(received > 0 && max_rate > 0.0, "{lo:?}");
+        assert!(max_rate <= (rx_after - rx_before) as f64 / 0.15, "{max_rate} vs {}", rx_after - rx_before);
 
         // memory.used_bytes against MemTotal - MemAvailable read now (5 %).
         let m = sampler.history("memory.used_bytes", from, now, 1000).unwrap();

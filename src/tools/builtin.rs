@@ -61,6 +61,21 @@ pub struct ServerInfoOutput {
     /// Whether the audit log is currently writable (writes refused if not).
     pub audit_healthy: bool,
     pub limits: LimitsInfo,
+    /// The metrics sampler (absent if it is not running).
+    pub sampler: Option<SamplerInfo>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SamplerInfo {
+    pub interval_secs: u64,
+    /// Metrics with history.
+    pub metrics: usize,
+    /// Duration of the last sample, milliseconds.
+    pub last_sample_ms: f64,
+    /// History memory now, and its bound at full retention, bytes.
+    pub history_bytes: usize,
+    pub history_bytes_at_full_retention: usize,
+    pub alert_rules: usize,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -133,6 +148,14 @@ impl TailopsServer {
                 session_idle_secs: s.cfg.limits.session_idle_secs,
                 max_connections: s.cfg.limits.max_connections,
             },
+            sampler: s.sampler.as_ref().map(|smp| SamplerInfo {
+                interval_secs: s.cfg.sampler.interval_secs,
+                metrics: smp.metric_names().len(),
+                last_sample_ms: smp.sample_cost().as_secs_f64() * 1e3,
+                history_bytes: smp.history_memory_bytes(),
+                history_bytes_at_full_retention: smp.history_memory_bytes_at_full_retention(),
+                alert_rules: smp.rules().len(),
+            }),
         }))
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod builtin;
+pub mod docker;
 pub mod error;
 pub mod processes;
 pub mod system;
@@ -38,5 +39,6 @@ pub fn all_specs() -> Vec<ToolSpec> {
     v.extend_from_slice(system::SPECS);
     v.extend_from_slice(processes::SPECS);
     v.extend_from_slice(audit::SPECS);
+    v.extend_from_slice(docker::SPECS);
     v
 }

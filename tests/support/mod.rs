@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod dockerd;
 pub mod headscale;
 pub mod mcp;
 pub mod server;

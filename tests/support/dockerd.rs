@@ -1,0 +1,1 @@
+//! A test-owned dockerd (being written).
