@@ -48,7 +48,7 @@ use crate::auth::policy::{Access, Decision};
 use crate::auth::ratelimit::Refusal;
 use crate::auth::scopes::Scope;
 use crate::config::{Config, Limits};
-use crate::mcp::{RATE_LIMITED_CODE, RateChecked, Spine, TailopsServer};
+use crate::mcp::{RATE_LIMITED_CODE, RateChecked, Spine, TailopsServer, decision_event};
 use crate::tailnet::{Listener, Node};
 
 /// Where callers' identities come from.
@@ -450,18 +450,11 @@ async fn mcp_gate(State(state): State<AppState>, mut req: Request, next: Next) -
             if let Decision::StepUp(scope) = caller.check(spec.name, spec.scope)
                 && let Some(o) = &state.oauth
             {
-                let _ = spine.audit_event(
-                    &caller,
-                    sid.clone(),
-                    Event {
-                        kind: audit::kind::DECISION.into(),
-                        tool: Some(name.to_string()),
-                        decision: Some("step_up".into()),
-                        outcome: Some("refused".into()),
-                        detail: Some(json!({ "required_scope": scope.as_str() })),
-                        ..Default::default()
-                    },
-                );
+                let ev = Event {
+                    detail: Some(json!({ "required_scope": scope.as_str() })),
+                    ..decision_event(name, "step_up", Some("refused"))
+                };
+                let _ = spine.audit_event(&caller, sid.clone(), ev);
                 // Ask for the scopes already granted plus the missing one.
                 let mut want: Vec<String> =
                     caller.token_scopes.iter().flat_map(|t| t.iter().map(|s| s.to_string())).collect();
@@ -485,17 +478,8 @@ async fn mcp_gate(State(state): State<AppState>, mut req: Request, next: Next) -
                         parts.extensions.insert(RateChecked);
                     }
                     Err(refusal) => {
-                        let _ = spine.audit_event(
-                            &caller,
-                            sid.clone(),
-                            Event {
-                                kind: audit::kind::DECISION.into(),
-                                tool: Some(name.to_string()),
-                                decision: Some("rate_limited".into()),
-                                outcome: Some("refused".into()),
-                                ..Default::default()
-                            },
-                        );
+                        let ev = decision_event(name, "rate_limited", Some("refused"));
+                        let _ = spine.audit_event(&caller, sid.clone(), ev);
                         let wait = refusal.retry_after();
                         let what = match refusal {
                             Refusal::Blocked { .. } => "temporarily blocked after repeated authorization failures",

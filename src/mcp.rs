@@ -105,6 +105,17 @@ impl Spine {
     }
 }
 
+/// An audit record of an authorization decision about `tool`.
+pub fn decision_event(tool: &str, decision: &str, outcome: Option<&str>) -> Event {
+    Event {
+        kind: audit::kind::DECISION.into(),
+        tool: Some(tool.to_string()),
+        decision: Some(decision.into()),
+        outcome: outcome.map(str::to_string),
+        ..Default::default()
+    }
+}
+
 /// Marker put in the HTTP request by `http.rs` when the call was already
 /// charged to the rate limiter there (so it is not charged twice).
 #[derive(Clone, Copy, Debug)]
@@ -353,19 +364,12 @@ impl ServerHandler for TailopsServer {
         let spine = &self.spine;
 
         let Some(spec) = spine.spec(&name) else {
-            let _ = spine.audit_event(
-                &caller,
-                session,
-                Event {
-                    kind: audit::kind::DECISION.into(),
-                    tool: Some(name.clone()),
-                    args,
-                    decision: Some("deny".into()),
-                    outcome: Some("unknown_tool".into()),
-                    error_category: Some("invalid_input".into()),
-                    ..Default::default()
-                },
-            );
+            let ev = Event {
+                args,
+                error_category: Some("invalid_input".into()),
+                ..decision_event(&name, "deny", Some("unknown_tool"))
+            };
+            let _ = spine.audit_event(&caller, session, ev);
             return Err(ErrorData::invalid_params(format!("unknown tool: {name}"), None));
         };
 
@@ -390,18 +394,8 @@ impl ServerHandler for TailopsServer {
 
         let already_charged = Self::parts(&context).is_some_and(|p| p.extensions.get::<RateChecked>().is_some());
         if !already_charged && let Err(refusal) = spine.limiter.check(&caller.principal.id, spec.writes) {
-            let _ = spine.audit_event(
-                &caller,
-                session,
-                Event {
-                    kind: audit::kind::DECISION.into(),
-                    tool: Some(name.clone()),
-                    args,
-                    decision: Some("rate_limited".into()),
-                    outcome: Some("refused".into()),
-                    ..Default::default()
-                },
-            );
+            let ev = Event { args, ..decision_event(&name, "rate_limited", Some("refused")) };
+            let _ = spine.audit_event(&caller, session, ev);
             let secs = refusal.retry_after().as_secs_f64().ceil();
             let what = match refusal {
                 Refusal::Blocked { .. } => "blocked after repeated authorization failures",
@@ -416,17 +410,8 @@ impl ServerHandler for TailopsServer {
 
         if spec.writes {
             // Fail closed: no audit, no writes. The intent is recorded first.
-            let intent = spine.audit_event(
-                &caller,
-                session.clone(),
-                Event {
-                    kind: audit::kind::DECISION.into(),
-                    tool: Some(name.clone()),
-                    args: args.clone(),
-                    decision: Some("allow".into()),
-                    ..Default::default()
-                },
-            );
+            let ev = Event { args: args.clone(), ..decision_event(&name, "allow", None) };
+            let intent = spine.audit_event(&caller, session.clone(), ev);
             if !spine.audit.is_healthy() || intent.is_err() {
                 let err = ToolError::unavailable(
                     "the audit log cannot be written, so writing tools are refused",
