@@ -71,7 +71,7 @@ fn python_sdk_lists_and_calls_tools_in_both_protocol_revisions() {
     let viewer: Vec<&str> = crate::support::mcp::ALL_TOOLS
         .iter()
         .copied()
-        .filter(|t| !["audit_tail", "process_signal"].contains(t))
+        .filter(|t| !crate::support::mcp::VIEWER_HIDDEN.contains(t))
         .collect();
     assert_eq!(v["tools"], serde_json::json!(viewer), "{v}");
 }

@@ -106,8 +106,8 @@ async fn authorization_matrix_over_the_tailnet() {
     let without =
         |drop: &[&str]| -> Vec<String> { all.iter().filter(|t| !drop.contains(t)).map(|t| t.to_string()).collect() };
     assert_eq!(a.tool_names().await, without(&[]), "admin sees every tool");
-    assert_eq!(b.tool_names().await, without(&["audit_tail", "process_signal"]), "viewer: reads only");
-    assert_eq!(t.tool_names().await, without(&["audit_tail"]), "operator: no audit");
+    assert_eq!(b.tool_names().await, without(crate::support::mcp::VIEWER_HIDDEN), "viewer: reads only");
+    assert_eq!(t.tool_names().await, without(crate::support::mcp::OPERATOR_HIDDEN), "operator: no audit");
     assert_eq!(c.tool_names().await, ["whoami"], "deny by default: carol has no grant and no rule");
 
     // whoami says where each scope came from: grants vs local policy.
@@ -438,7 +438,7 @@ fn stdio_mode_serves_the_same_tools() {
     let viewer: Vec<&str> = crate::support::mcp::ALL_TOOLS
         .iter()
         .copied()
-        .filter(|t| !["audit_tail", "process_signal"].contains(t))
+        .filter(|t| !crate::support::mcp::VIEWER_HIDDEN.contains(t))
         .collect();
     assert_eq!(names, viewer);
     let who = rpc(

@@ -126,7 +126,7 @@ async fn token_scopes_never_exceed_the_identity() {
     let names = c.tool_names().await;
     let viewer: Vec<String> = crate::support::mcp::ALL_TOOLS
         .iter()
-        .filter(|t| !["audit_tail", "process_signal"].contains(t))
+        .filter(|t| !crate::support::mcp::VIEWER_HIDDEN.contains(t))
         .map(|t| t.to_string())
         .collect();
     assert_eq!(names, viewer, "a token cannot add scopes");

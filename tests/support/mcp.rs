@@ -18,19 +18,60 @@ pub const PROTOCOL: &str = "2025-11-25";
 pub const ALL_TOOLS: &[&str] = &[
     "alerts",
     "audit_tail",
+    "container_exec",
+    "container_inspect",
+    "container_kill",
+    "container_list",
+    "container_logs",
+    "container_pause",
+    "container_remove",
+    "container_restart",
+    "container_start",
+    "container_stats",
+    "container_stop",
+    "container_top",
+    "container_unpause",
     "cpu_usage",
     "disk_usage",
+    "docker_info",
+    "image_inspect",
+    "image_list",
+    "image_pull",
+    "image_remove",
     "memory_usage",
     "metrics_history",
+    "network_list",
     "pressure",
     "process_info",
     "process_list",
     "process_signal",
+    "prune",
     "sensors",
     "server_info",
     "system_overview",
+    "volume_list",
     "whoami",
 ];
+
+/// Tools a viewer does not see (writes, admin, audit).
+pub const VIEWER_HIDDEN: &[&str] = &[
+    "audit_tail",
+    "process_signal",
+    "container_start",
+    "container_stop",
+    "container_restart",
+    "container_pause",
+    "container_unpause",
+    "container_kill",
+    "image_pull",
+    "container_remove",
+    "image_remove",
+    "prune",
+    "container_exec",
+];
+
+/// Tools an operator does not see (admin, audit).
+pub const OPERATOR_HIDDEN: &[&str] = &["audit_tail", "container_remove", "image_remove", "prune", "container_exec"];
 
 /// How to reach the server. The dial target is separate from the Host
 /// header, so tests can send a foreign Host without resolving it.
