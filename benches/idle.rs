@@ -15,24 +15,9 @@ use std::time::{Duration, Instant};
 use support::headscale::Headscale;
 use support::server::{ServeOpts, ServerProcess};
 
-fn ticks_per_sec() -> f64 {
-    rustix::param::clock_ticks_per_second() as f64
-}
-
 /// (utime + stime) in seconds, and VmRSS in KiB.
 fn cpu_and_rss(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    // Fields after the ")" of comm: state is field 3; utime 14, stime 15.
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    (ticks as f64 / ticks_per_sec(), rss)
+    (support::proc::cpu_secs(pid), support::proc::rss_kib(pid))
 }
 
 fn main() {

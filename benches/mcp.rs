@@ -140,6 +140,16 @@ fn row(mode: &str, what: &str, c: usize, p: &Point) {
     );
 }
 
+/// `p` relative to `base`: throughput and latency ratios.
+fn ratio_row(what: &str, c: usize, p: &Point, base: &Point) {
+    println!(
+        "|  | {what} | {c} | {:.2}x throughput | {:.2}x | {:.2}x |",
+        (p.calls as f64 / p.secs) / (base.calls as f64 / base.secs),
+        p.p50.as_secs_f64() / base.p50.as_secs_f64(),
+        p.p99.as_secs_f64() / base.p99.as_secs_f64()
+    );
+}
+
 fn main() {
     let secs: u64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let rt = tokio::runtime::Runtime::new().expect("rt");
@@ -178,21 +188,11 @@ fn main() {
                 row(mode, "GET /healthz (baseline)", c, &base);
                 let p = run(t.clone(), h.clone(), c, secs, Some("whoami")).await;
                 row(mode, "tools/call whoami", c, &p);
-                println!(
-                    "|  | whoami/baseline | {c} | {:.2}x throughput | {:.2}x | {:.2}x |",
-                    (p.calls as f64 / p.secs) / (base.calls as f64 / base.secs),
-                    p.p50.as_secs_f64() / base.p50.as_secs_f64(),
-                    p.p99.as_secs_f64() / base.p99.as_secs_f64()
-                );
+                ratio_row("whoami/baseline", c, &p, &base);
                 if mode == "dev-listen" {
                     let o = run(t.clone(), h.clone(), c, secs, Some("system_overview")).await;
                     row(mode, "tools/call system_overview", c, &o);
-                    println!(
-                        "|  | system_overview/whoami | {c} | {:.2}x throughput | {:.2}x | {:.2}x |",
-                        (o.calls as f64 / o.secs) / (p.calls as f64 / p.secs),
-                        o.p50.as_secs_f64() / p.p50.as_secs_f64(),
-                        o.p99.as_secs_f64() / p.p99.as_secs_f64()
-                    );
+                    ratio_row("system_overview/whoami", c, &o, &p);
                 }
             }
         }

@@ -14,15 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::mcp::{Client, Via};
+use support::proc::cpu_secs;
 use support::server::ServerProcess;
-
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
-    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
-}
 
 fn main() {
     let secs: u64 = std::env::var("IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);

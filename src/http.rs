@@ -145,12 +145,19 @@ impl SessionOwners {
     }
 }
 
+/// A lowercased host name or IP as it appears in a URL authority (IPv6 in
+/// brackets).
+fn url_host(name: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    if n.contains(':') && !n.starts_with('[') { format!("[{n}]") } else { n }
+}
+
 /// Host values (with and without port) under which this server is reached.
 pub fn allowed_hosts(names: &[String], port: u16) -> Vec<String> {
     let mut out = Vec::new();
     for n in names {
         let n = n.to_ascii_lowercase();
-        let bracketed = if n.contains(':') && !n.starts_with('[') { format!("[{n}]") } else { n.clone() };
+        let bracketed = url_host(&n);
         out.push(format!("{bracketed}:{port}"));
         if port == 80 {
             out.push(bracketed.clone());
@@ -166,8 +173,7 @@ pub fn allowed_hosts(names: &[String], port: u16) -> Vec<String> {
 fn allowed_origins(names: &[String], port: u16) -> Vec<String> {
     let mut out = Vec::new();
     for n in names {
-        let n = n.to_ascii_lowercase();
-        let host = if n.contains(':') && !n.starts_with('[') { format!("[{n}]") } else { n };
+        let host = url_host(n);
         out.push(format!("http://{host}:{port}"));
         out.push(format!("https://{host}:443"));
     }
@@ -447,7 +453,8 @@ async fn mcp_gate(State(state): State<AppState>, mut req: Request, next: Next) -
     if method == "tools/call" {
         let name = msg.pointer("/params/name").and_then(Value::as_str).unwrap_or_default();
         if let Some(spec) = spine.spec(name) {
-            if let Decision::StepUp(scope) = caller.check(spec.name, spec.scope)
+            let decision = caller.check(spec.name, spec.scope);
+            if let Decision::StepUp(scope) = decision
                 && let Some(o) = &state.oauth
             {
                 let ev = Event {
@@ -472,7 +479,7 @@ async fn mcp_gate(State(state): State<AppState>, mut req: Request, next: Next) -
                 );
                 return r;
             }
-            if matches!(caller.check(spec.name, spec.scope), Decision::Allow) {
+            if decision == Decision::Allow {
                 match spine.limiter.check(&pid, spec.writes) {
                     Ok(()) => {
                         parts.extensions.insert(RateChecked);

@@ -8,4 +8,5 @@ pub mod client;
 pub mod dockerd;
 pub mod headscale;
 pub mod mcp;
+pub mod proc;
 pub mod server;
