@@ -199,8 +199,12 @@ impl Dockerd {
         for d in ["bin", "tmp", "etc", "data"] {
             std::fs::create_dir_all(r.join(d)).expect("mkdir");
         }
-        std::fs::copy(find_bin("busybox"), r.join("bin/busybox")).expect("copy busybox");
-        let list = Command::new(r.join("bin/busybox")).arg("--list").output().expect("busybox --list");
+        let busybox = find_bin("busybox");
+        std::fs::copy(&busybox, r.join("bin/busybox")).expect("copy busybox");
+        // Ask the installed binary, not the fresh copy: exec'ing a file just
+        // written races with other test threads forking (their children
+        // briefly hold the write fd), which fails with ETXTBSY.
+        let list = Command::new(&busybox).arg("--list").output().expect("busybox --list");
         for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
             let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(applet));
         }
