@@ -1,7 +1,7 @@
 //! One `Config`: TOML file < environment (`TAILOPS_*`, `TS_AUTHKEY`) < flags.
 //!
 //! The file is optional. Flags and their `TAILOPS_*` variables are declared
-//! once, in `main.rs` (clap); `Config::apply` lays them over the file. The
+//! once, in [`Overrides`] (clap); `Config::apply` lays them over the file. The
 //! auth key is never a flag (it would show in `ps`): it comes from
 //! `TS_AUTHKEY` (or `TS_AUTH_KEY`) or from `authkey_file`.
 
@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::auth::caller::LocalPrincipal;
 use crate::auth::policy::PolicyConfig;
 use crate::auth::ratelimit::RateConfig;
-use crate::auth::scopes::{Role, Scope};
 
 /// Default app-capability name carried by ACL grants for tailops.
 pub const DEFAULT_CAPABILITY: &str = "tailops.dev/cap/tailops";
@@ -55,22 +55,6 @@ pub struct Config {
     pub sampler: crate::sampler::SamplerConfig,
     /// Docker connection and limits.
     pub docker: crate::tools::docker::DockerConfig,
-}
-
-/// The fixed principal of local modes (stdio, dev-listen).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct LocalPrincipal {
-    /// Shown as `local:<name>` in whoami and the audit log.
-    pub name: String,
-    pub roles: Vec<Role>,
-    pub scopes: Vec<Scope>,
-}
-
-impl Default for LocalPrincipal {
-    fn default() -> Self {
-        Self { name: "local".into(), roles: vec![Role::Viewer], scopes: Vec::new() }
-    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -176,19 +160,41 @@ impl Default for Config {
     }
 }
 
-/// Values from flags or `TAILOPS_*` variables (clap has already merged
-/// those two); `None` leaves the file's value alone.
-#[derive(Clone, Debug, Default)]
+/// The settings a flag (or its `TAILOPS_*` variable) can override: declared
+/// ONCE here as clap arguments, flattened into `tailops serve`, and laid
+/// over the file by [`Config::apply`]. The auth key is never a flag (it
+/// would show in `ps`).
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct Overrides {
+    /// Tailnet hostname of this node.
+    #[arg(long, env = "TAILOPS_HOSTNAME")]
     pub hostname: Option<String>,
+    /// Directory for the node's state (keys); keep it to keep the identity.
+    #[arg(long, env = "TAILOPS_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Control server URL (e.g. a headscale server).
+    #[arg(long, env = "TAILOPS_CONTROL_URL")]
     pub control_url: Option<String>,
+    /// Comma-separated tags to advertise, e.g. tag:tailops.
+    #[arg(long, env = "TAILOPS_ADVERTISE_TAGS", value_delimiter = ',')]
     pub advertise_tags: Option<Vec<String>>,
+    /// Remove the node from the tailnet when it stops.
+    #[arg(long, env = "TAILOPS_EPHEMERAL", num_args = 0..=1, default_missing_value = "true")]
     pub ephemeral: Option<bool>,
+    /// File holding the auth key (when TS_AUTHKEY is not set).
+    #[arg(long, env = "TAILOPS_AUTHKEY_FILE")]
     pub authkey_file: Option<PathBuf>,
+    /// Tailnet TCP port for HTTP.
+    #[arg(long, env = "TAILOPS_PORT")]
     pub port: Option<u16>,
+    /// Forward tailscale's backend logs (at debug level).
+    #[arg(long, env = "TAILOPS_TAILSCALE_VERBOSE", num_args = 0..=1, default_missing_value = "true")]
     pub tailscale_verbose: Option<bool>,
+    /// Remove every writing tool.
+    #[arg(long, env = "TAILOPS_READ_ONLY", num_args = 0..=1, default_missing_value = "true")]
     pub read_only: Option<bool>,
+    /// Audit log file (default: <state-dir>/audit.jsonl).
+    #[arg(long = "audit-log", env = "TAILOPS_AUDIT_LOG")]
     pub audit_path: Option<PathBuf>,
 }
 

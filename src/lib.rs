@@ -4,17 +4,19 @@
 //! - [`tailnet`]: the embedded tailnet node (safe API over libtailscale-sys)
 //! - [`config`]: settings from file, environment and flags
 //! - [`auth`]: identity, scopes, policy, rate limits
-//! - [`mcp`]: the MCP server and its per-call spine
-//! - [`tools`]: the tools, one file per domain
+//! - [`http`]: transport: router, identity, the `/mcp` gate, accept loop
+//! - [`mcp`]: the spine (admission, per-call wrapper) and the tool contract
+//! - [`tools`]: the MCP faces, one file or folder per domain
+//! - [`host`]: what the tools observe and change on this host
 //! - [`audit`]: the hash-chained audit log
-//! - [`http`]: the router and the tailnet accept loop
-//! - [`server`]: `tailops serve` put together
+//! - [`server`]: `tailops serve` put together (the composition root)
 //! - [`shutdown`]: graceful stop on SIGINT/SIGTERM
 //! - [`telemetry`]: logging set-up
 
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod host;
 pub mod http;
 pub mod mcp;
 pub mod sampler;

@@ -51,36 +51,8 @@ struct ServeArgs {
     /// TOML config file (flags and TAILOPS_* variables override it).
     #[arg(long, env = "TAILOPS_CONFIG")]
     config: Option<PathBuf>,
-    /// Tailnet hostname of this node.
-    #[arg(long, env = "TAILOPS_HOSTNAME")]
-    hostname: Option<String>,
-    /// Directory for the node's state (keys); keep it to keep the identity.
-    #[arg(long, env = "TAILOPS_STATE_DIR")]
-    state_dir: Option<PathBuf>,
-    /// Control server URL (e.g. a headscale server).
-    #[arg(long, env = "TAILOPS_CONTROL_URL")]
-    control_url: Option<String>,
-    /// Comma-separated tags to advertise, e.g. tag:tailops.
-    #[arg(long, env = "TAILOPS_ADVERTISE_TAGS", value_delimiter = ',')]
-    advertise_tags: Option<Vec<String>>,
-    /// Remove the node from the tailnet when it stops.
-    #[arg(long, env = "TAILOPS_EPHEMERAL", num_args = 0..=1, default_missing_value = "true")]
-    ephemeral: Option<bool>,
-    /// File holding the auth key (when TS_AUTHKEY is not set).
-    #[arg(long, env = "TAILOPS_AUTHKEY_FILE")]
-    authkey_file: Option<PathBuf>,
-    /// Tailnet TCP port for HTTP.
-    #[arg(long, env = "TAILOPS_PORT")]
-    port: Option<u16>,
-    /// Forward tailscale's backend logs (at debug level).
-    #[arg(long, env = "TAILOPS_TAILSCALE_VERBOSE", num_args = 0..=1, default_missing_value = "true")]
-    tailscale_verbose: Option<bool>,
-    /// Remove every writing tool.
-    #[arg(long, env = "TAILOPS_READ_ONLY", num_args = 0..=1, default_missing_value = "true")]
-    read_only: Option<bool>,
-    /// Audit log file (default: <state-dir>/audit.jsonl).
-    #[arg(long, env = "TAILOPS_AUDIT_LOG")]
-    audit_log: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
     /// DEV MODE: serve HTTP on this loopback address instead of the tailnet,
     /// every caller being the [local] principal of the config.
     #[arg(long, env = "TAILOPS_DEV_LISTEN", conflicts_with = "stdio")]
@@ -139,24 +111,12 @@ fn audit_verify(files: &[PathBuf]) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let overrides = Overrides {
-        hostname: args.hostname,
-        state_dir: args.state_dir,
-        control_url: args.control_url,
-        advertise_tags: args.advertise_tags,
-        ephemeral: args.ephemeral,
-        authkey_file: args.authkey_file,
-        port: args.port,
-        tailscale_verbose: args.tailscale_verbose,
-        read_only: args.read_only,
-        audit_path: args.audit_log,
-    };
     let mode = match (args.dev_listen, args.stdio) {
         (Some(addr), _) => tailops::server::Mode::DevListen(addr),
         (None, true) => tailops::server::Mode::Stdio,
         (None, false) => tailops::server::Mode::Tailnet,
     };
-    let cfg = Config::load(args.config.as_deref(), overrides)?;
+    let cfg = Config::load(args.config.as_deref(), args.overrides)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let shutdown = tailops::shutdown::on_signals()?;

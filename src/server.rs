@@ -1,4 +1,5 @@
-//! `tailops serve`: the three ways to serve the same MCP tools.
+//! `tailops serve`: the composition root. Builds the audit log, the host
+//! handles, the tool router and the spine, then serves them one of three ways.
 //!
 //! - tailnet (default): join the tailnet, serve HTTP on the tailnet listener
 //!   only; callers identified by WhoIs.
@@ -13,13 +14,19 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use rmcp::handler::server::router::tool::ToolRouter;
+
 use crate::audit::{self, AuditConfig, AuditLog, Event, FsyncPolicy};
+use crate::auth::caller::Caller;
 use crate::auth::oauth::{AsyncIo, ConnectFuture, Connector, TcpConnector};
 use crate::config::{Config, FsyncMode};
-use crate::http::{self, IdentitySource, OAuthGate};
-use crate::mcp::{Spine, TailopsServer};
+use crate::host::Host;
+use crate::http::{self, Accept, DomainHealth, Endpoint, IdentitySource, OAuthGate};
+use crate::mcp::Spine;
 use crate::sampler::{AlertEvent, Sampler};
 use crate::tailnet::Node;
+use crate::tools::docker::Docker;
+use crate::tools::{self, TailopsServer};
 
 /// How to serve.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +65,21 @@ fn lifecycle(audit: &AuditLog, event: &str, detail: serde_json::Value) {
     let _ = audit.record(Event { kind: audit::kind::LIFECYCLE.into(), detail: Some(d), ..Default::default() });
 }
 
+/// What every mode shares: config, the audit log, the host handles and the
+/// tool router (built once).
+struct Parts {
+    cfg: Arc<Config>,
+    audit: AuditLog,
+    host: Arc<Host>,
+    router: Arc<ToolRouter<TailopsServer>>,
+}
+
+impl Parts {
+    fn spine(&self, node_label: String) -> Arc<Spine> {
+        Arc::new(Spine::new(self.cfg.clone(), self.audit.clone(), node_label, &tools::all_specs()))
+    }
+}
+
 /// Runs the server until `shutdown` is cancelled.
 pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow::Result<()> {
     TailopsServer::check_registry().map_err(anyhow::Error::msg)?;
@@ -67,10 +89,12 @@ pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow
     }
     let audit = open_audit(&cfg).await?;
     let sampler = start_sampler(&cfg, &audit, shutdown.clone()).await?;
+    let host = Arc::new(Host { sampler: Some(sampler), docker: Docker::new(&cfg.docker) });
+    let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()) };
     let result = match mode.clone() {
-        Mode::Tailnet => run_tailnet(cfg.clone(), audit.clone(), sampler, shutdown).await,
-        Mode::DevListen(addr) => run_dev(cfg.clone(), audit.clone(), sampler, addr, shutdown).await,
-        Mode::Stdio => run_stdio(cfg.clone(), audit.clone(), sampler, shutdown).await,
+        Mode::Tailnet => run_tailnet(&parts, shutdown).await,
+        Mode::DevListen(addr) => run_dev(&parts, addr, shutdown).await,
+        Mode::Stdio => run_stdio(&parts, shutdown).await,
     };
     lifecycle(&audit, "stop", serde_json::json!({}));
     audit.close().await;
@@ -94,12 +118,52 @@ async fn start_sampler(cfg: &Config, audit: &AuditLog, shutdown: CancellationTok
         .map_err(|e| anyhow::anyhow!("starting the sampler: {e}"))
 }
 
-async fn run_tailnet(
-    cfg: Arc<Config>,
-    audit: AuditLog,
-    sampler: Arc<Sampler>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+/// Where and how HTTP is served: the part that differs between the
+/// tailnet and dev-listen modes.
+struct Site {
+    identity: IdentitySource,
+    /// Host/Origin allow-list: names and IPs this server is reached by.
+    names: Vec<String>,
+    port: u16,
+    /// The MCP URL (the OAuth resource, unless configured).
+    url: String,
+    /// Shown in server_info and /healthz.
+    label: String,
+    /// How to reach the OAuth authorization server.
+    connector: Arc<dyn Connector>,
+}
+
+/// The HTTP modes' shared sequence: OAuth gate, spine, router, serve until
+/// `shutdown`.
+async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let oauth = if p.cfg.oauth.enabled {
+        let mut o = p.cfg.oauth.clone();
+        if o.resource.is_empty() {
+            o.resource = site.url.clone();
+        }
+        Some(Arc::new(OAuthGate::new(o, site.connector).map_err(|e| anyhow::anyhow!("oauth: {e}"))?))
+    } else {
+        None
+    };
+    let spine = p.spine(site.label);
+    let (s, h, r) = (spine.clone(), p.host.clone(), p.router.clone());
+    let make_server = move || TailopsServer::new(s.clone(), h.clone(), r.clone(), None);
+    let health_host = p.host.clone();
+    let domain_health: DomainHealth = Arc::new(move || {
+        let h = health_host.clone();
+        Box::pin(async move { h.health().await })
+    });
+    let endpoint = Endpoint { names: &site.names, port: site.port };
+    let app = http::router(spine.clone(), site.identity, oauth, endpoint, make_server, domain_health, shutdown.clone());
+    let housekeeping = spawn_housekeeping(spine, shutdown.clone());
+    tracing::info!(url = %site.url, "serving MCP");
+    http::serve(listener, app, &p.cfg.limits, shutdown).await;
+    housekeeping.abort();
+    Ok(())
+}
+
+async fn run_tailnet(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let cfg = &p.cfg;
     let state_dir = cfg.effective_state_dir();
     let auth_key = cfg.auth_key()?;
     if auth_key.is_none() {
@@ -146,7 +210,7 @@ async fn run_tailnet(
         names.push(short.to_string());
     }
     names.extend(info.ips.iter().map(|ip| ip.to_string()));
-    lifecycle(&audit, "start", serde_json::json!({ "mode": "tailnet", "node": info.dns_name }));
+    lifecycle(&p.audit, "start", serde_json::json!({ "mode": "tailnet", "node": info.dns_name }));
     tracing::info!(
         dns_name = %info.dns_name,
         ips = ?info.ips,
@@ -154,40 +218,21 @@ async fn run_tailnet(
         url = %url,
         "tailops is serving on the tailnet only"
     );
-    let oauth = if cfg.oauth.enabled {
-        let mut o = cfg.oauth.clone();
-        if o.resource.is_empty() {
-            o.resource = url.clone();
-        }
-        let connector = Arc::new(TailnetConnector { node: node.clone(), suffix: info.magic_dns_suffix.clone() });
-        match OAuthGate::new(o, connector) {
-            Ok(g) => Some(Arc::new(g)),
-            Err(e) => {
-                let _ = node.close().await;
-                anyhow::bail!("oauth: {e}");
-            }
-        }
-    } else {
-        None
+    let site = Site {
+        identity: IdentitySource::Tailnet(node.clone()),
+        names,
+        port: cfg.port,
+        url,
+        label: info.dns_name.clone(),
+        connector: Arc::new(TailnetConnector { node: node.clone(), suffix: info.magic_dns_suffix.clone() }),
     };
-    let spine = Arc::new(Spine::new(cfg.clone(), audit, info.dns_name.clone(), Some(sampler)));
-    let app =
-        http::router(spine.clone(), IdentitySource::Tailnet(node.clone()), oauth, &names, cfg.port, shutdown.clone());
-    let housekeeping = spawn_housekeeping(spine, shutdown.clone());
-    http::serve(listener, app, &cfg.limits, shutdown).await;
-    housekeeping.abort();
-    node.close().await.context("closing the tailnet node")?;
+    let served = serve_http(p, listener, site, shutdown).await;
+    let closed = node.close().await.context("closing the tailnet node");
     tracing::info!("stopped");
-    Ok(())
+    served.and(closed)
 }
 
-async fn run_dev(
-    cfg: Arc<Config>,
-    audit: AuditLog,
-    sampler: Arc<Sampler>,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+async fn run_dev(p: &Parts, addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
     if !addr.ip().is_loopback() {
         anyhow::bail!("--dev-listen only accepts a loopback address (127.0.0.1:PORT or [::1]:PORT), not {addr}");
     }
@@ -195,41 +240,29 @@ async fn run_dev(
     let local = listener.local_addr()?;
     tracing::warn!(
         addr = %local,
-        principal = %format!("local:{}", cfg.local.name),
+        principal = %format!("local:{}", p.cfg.local.name),
         "DEV MODE: serving on loopback TCP without the tailnet; every caller is the [local] principal. Not for production."
     );
-    lifecycle(&audit, "start", serde_json::json!({ "mode": "dev-listen", "addr": local.to_string() }));
-    let names = vec!["localhost".to_string(), local.ip().to_string()];
-    let oauth = if cfg.oauth.enabled {
-        let mut o = cfg.oauth.clone();
-        if o.resource.is_empty() {
-            o.resource = format!("http://{local}/mcp");
-        }
-        Some(Arc::new(OAuthGate::new(o, Arc::new(TcpConnector)).map_err(|e| anyhow::anyhow!("oauth: {e}"))?))
-    } else {
-        None
+    lifecycle(&p.audit, "start", serde_json::json!({ "mode": "dev-listen", "addr": local.to_string() }));
+    let site = Site {
+        identity: IdentitySource::Local,
+        names: vec!["localhost".to_string(), local.ip().to_string()],
+        port: local.port(),
+        url: format!("http://{local}/mcp"),
+        label: format!("dev-listen {local}"),
+        connector: Arc::new(TcpConnector),
     };
-    let spine = Arc::new(Spine::new(cfg.clone(), audit, format!("dev-listen {local}"), Some(sampler)));
-    let app = http::router(spine.clone(), IdentitySource::Local, oauth, &names, local.port(), shutdown.clone());
-    tracing::info!(url = %format!("http://{local}/mcp"), listen_addr = %local, "tailops dev server ready");
-    let housekeeping = spawn_housekeeping(spine, shutdown.clone());
-    http::serve(listener, app, &cfg.limits, shutdown).await;
-    housekeeping.abort();
+    tracing::info!(url = %site.url, listen_addr = %local, "tailops dev server ready");
+    let served = serve_http(p, listener, site, shutdown).await;
     tracing::info!("stopped");
-    Ok(())
+    served
 }
 
-async fn run_stdio(
-    cfg: Arc<Config>,
-    audit: AuditLog,
-    sampler: Arc<Sampler>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+async fn run_stdio(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
-    lifecycle(&audit, "start", serde_json::json!({ "mode": "stdio" }));
-    let spine = Arc::new(Spine::new(cfg.clone(), audit, "stdio".into(), Some(sampler)));
-    let caller = http::local_caller(&cfg, SocketAddr::from(([127, 0, 0, 1], 0)));
-    let server = TailopsServer::new(spine, Some(caller));
+    lifecycle(&p.audit, "start", serde_json::json!({ "mode": "stdio" }));
+    let caller = Caller::local(&p.cfg.local, SocketAddr::from(([127, 0, 0, 1], 0)));
+    let server = TailopsServer::new(p.spine("stdio".into()), p.host.clone(), p.router.clone(), Some(caller));
     let running = server.serve(rmcp::transport::stdio()).await.context("starting the stdio MCP server")?;
     let ct = running.cancellation_token();
     tokio::select! {

@@ -2,11 +2,31 @@
 //! and, when an OAuth token was presented, the token's scopes.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+use serde::Deserialize;
 
 use super::identity::Principal;
 use super::policy::{Access, Decision};
-use super::scopes::Scope;
+use super::scopes::{Role, Scope};
+
+/// `[local]`: the fixed principal of local modes (stdio, dev-listen), where
+/// there is no tailnet to say who is calling.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalPrincipal {
+    /// Shown as `local:<name>` in whoami and the audit log.
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub scopes: Vec<Scope>,
+}
+
+impl Default for LocalPrincipal {
+    fn default() -> Self {
+        Self { name: "local".into(), roles: vec![Role::Viewer], scopes: Vec::new() }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -19,6 +39,32 @@ pub struct Caller {
 impl Caller {
     pub fn new(principal: Arc<Principal>, access: Arc<Access>) -> Self {
         Self { principal, access, token_scopes: None }
+    }
+
+    /// The caller of local modes (dev-listen, stdio), from `[local]`.
+    pub fn local(l: &LocalPrincipal, source: SocketAddr) -> Self {
+        let principal = Principal {
+            id: format!("local:{}", l.name),
+            login_name: l.name.clone(),
+            display_name: l.name.clone(),
+            tags: Vec::new(),
+            node_name: "local".into(),
+            node_id: String::new(),
+            source,
+            capabilities: Default::default(),
+        };
+        let access = Access::fixed(&l.roles, &l.scopes, "config [local]");
+        Self::new(Arc::new(principal), Arc::new(access))
+    }
+
+    /// The key of this caller's rate limits, repeated-denial block and
+    /// session ownership: the principal AND its node. Tagged nodes share
+    /// one principal id (`tags:tag:ci`), so keying by the id alone would let
+    /// one noisy node block every node with that tag and use their sessions;
+    /// policy still matches on the principal (user or tags).
+    pub fn rate_key(&self) -> String {
+        let p = &self.principal;
+        if p.node_id.is_empty() { p.id.clone() } else { format!("{}@{}", p.id, p.node_id) }
     }
 
     /// The authorization decision for one tool.

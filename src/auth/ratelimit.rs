@@ -126,6 +126,17 @@ impl Limiter {
         Ok(())
     }
 
+    /// Charges one call to the stricter `writes` bucket (after [`check`]
+    /// charged the `calls` bucket and the tool turned out to write).
+    ///
+    /// [`check`]: Limiter::check
+    pub fn check_writes(&self, principal: &str) -> Result<(), Refusal> {
+        let now = DefaultClock::default().now();
+        self.writes
+            .check_key(&principal.to_string())
+            .map_err(|nu| Refusal::RateLimited { retry_after: nu.wait_time_from(now), bucket: "writes" })
+    }
+
     /// How long `principal` stays blocked, if it is.
     pub fn blocked_for(&self, principal: &str) -> Option<Duration> {
         let map = self.denials.lock().unwrap_or_else(|e| e.into_inner());

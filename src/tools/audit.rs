@@ -7,9 +7,9 @@ use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ToolError, ToolSpec};
+use super::TailopsServer;
 use crate::auth::scopes::Scope;
-use crate::mcp::TailopsServer;
+use crate::mcp::{ToolError, ToolSpec};
 
 pub const SPECS: &[ToolSpec] =
     &[ToolSpec { name: "audit_tail", domain: "audit", scope: Some(Scope::AuditRead), writes: false }];

@@ -8,10 +8,10 @@ use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{ToolError, ToolSpec};
+use super::TailopsServer;
 use crate::auth::caller::Caller;
 use crate::auth::scopes::Scope;
-use crate::mcp::TailopsServer;
+use crate::mcp::{ToolError, ToolSpec};
 
 pub const SPECS: &[ToolSpec] = &[
     ToolSpec { name: "whoami", domain: "core", scope: None, writes: false },
@@ -148,7 +148,7 @@ impl TailopsServer {
                 session_idle_secs: s.cfg.limits.session_idle_secs,
                 max_connections: s.cfg.limits.max_connections,
             },
-            sampler: s.sampler.as_ref().map(|smp| SamplerInfo {
+            sampler: self.host.sampler.as_ref().map(|smp| SamplerInfo {
                 interval_secs: s.cfg.sampler.interval_secs,
                 metrics: smp.metric_names().len(),
                 last_sample_ms: smp.sample_cost().as_secs_f64() * 1e3,

@@ -40,10 +40,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ErrorCategory, ToolError, ToolSpec};
+use super::TailopsServer;
 use crate::auth::caller::Caller;
 use crate::auth::scopes::Scope;
-use crate::mcp::TailopsServer;
+use crate::mcp::{ErrorCategory, ToolError, ToolSpec};
 
 const fn read(name: &'static str) -> ToolSpec {
     ToolSpec { name, domain: "docker", scope: Some(Scope::DockerRead), writes: false }
@@ -3192,7 +3192,7 @@ fn conflict(message: String, hint: &str) -> ToolError {
 
 impl TailopsServer {
     fn docker(&self) -> &Docker {
-        &self.spine.docker
+        &self.host.docker
     }
 
     fn spine_secs(&self) -> u64 {

@@ -1,44 +1,81 @@
-//! The MCP tools, one file per domain. Each file declares its tools' scopes
-//! in a `SPECS` table next to the functions; the spine (`mcp.rs`) does
-//! authorization, rate limiting and audit from that table, so no tool can
-//! forget them. Nothing here knows about HTTP.
+//! The MCP faces of the host, one file or folder per domain. This file is
+//! the ONE list of domains: their routers, their `SPECS` tables and their
+//! resources. Each domain declares its tools' scopes in a `SPECS` table
+//! next to the functions; the spine (`mcp/`) does authorization, rate
+//! limiting and audit from that table, so no tool can forget them.
+//! Nothing here knows about HTTP.
 //!
-//! Adding a domain: write `tools/<domain>.rs` with its types, limits,
-//! `SPECS`, an `#[tool_router(router = <domain>_router)]` impl block and
-//! tests; add its router and specs in [`all_specs`] and `mcp.rs`.
+//! Adding a domain: write `host/<d>` (what it observes and changes) and
+//! `tools/<d>.rs` (types, limits, `SPECS`, an
+//! `#[tool_router(router = <d>_router)] impl TailopsServer` block, tests),
+//! then add one line in [`all_specs`] and one in [`router`].
 
 pub mod audit;
 pub mod builtin;
 pub mod docker;
-pub mod error;
+pub mod input;
 pub mod processes;
+pub mod server;
 pub mod system;
 
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{Resource, ResourceContents};
+
 use crate::auth::scopes::Scope;
+use crate::host::Host;
+use crate::mcp::{ToolError, ToolSpec};
+pub use server::TailopsServer;
 
-pub use error::{ErrorCategory, ToolError};
-
-/// What the spine needs to know about a tool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ToolSpec {
-    pub name: &'static str,
-    /// Domain shown in `server_info` (e.g. "system", "docker").
-    pub domain: &'static str,
-    /// Scope a caller needs; `None` = any identified caller (only `whoami`).
-    pub scope: Option<Scope>,
-    /// Changes the host: stricter rate limit, removed by `read_only`,
-    /// refused while the audit log is failing.
-    pub writes: bool,
+/// Every tool's spec. The server checks at start-up that this table and
+/// the tool routers name exactly the same tools.
+pub fn all_specs() -> Vec<ToolSpec> {
+    [builtin::SPECS, system::SPECS, processes::SPECS, audit::SPECS, docker::SPECS].concat()
 }
 
-/// Every tool's spec. The server checks at start-up that this table and the
-/// tool routers name exactly the same tools.
-pub fn all_specs() -> Vec<ToolSpec> {
-    let mut v = Vec::new();
-    v.extend_from_slice(builtin::SPECS);
-    v.extend_from_slice(system::SPECS);
-    v.extend_from_slice(processes::SPECS);
-    v.extend_from_slice(audit::SPECS);
-    v.extend_from_slice(docker::SPECS);
-    v
+/// Every domain's tool router, summed.
+pub fn router() -> ToolRouter<TailopsServer> {
+    TailopsServer::builtin_router()
+        + TailopsServer::system_router()
+        + TailopsServer::processes_router()
+        + TailopsServer::audit_router()
+        + TailopsServer::docker_router()
+}
+
+/// An MCP resource: its listing, and the tool whose spec authorizes (and
+/// names, in the audit log) reading it.
+pub struct ResourceSpec {
+    pub uri: &'static str,
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    /// Reading needs what calling this tool needs.
+    pub tool: &'static str,
+    pub scope: Scope,
+}
+
+/// Every resource.
+pub const RESOURCES: &[ResourceSpec] = &[system::OVERVIEW_RESOURCE];
+
+impl ResourceSpec {
+    pub fn listing(&self) -> Resource {
+        Resource::new(self.uri, self.name)
+            .with_title(self.title)
+            .with_description(self.description)
+            .with_mime_type("application/json")
+    }
+}
+
+/// Reads one resource (already admitted).
+pub fn read_resource(host: &Host, uri: &str) -> Result<Vec<ResourceContents>, ToolError> {
+    let body = match uri {
+        system::OVERVIEW_URI => system::overview_resource(host)?,
+        _ => return Err(ToolError::not_found(format!("no resource {uri}"), "call resources/list")),
+    };
+    let text = serde_json::to_string(&body).map_err(|e| ToolError::internal(e.to_string()))?;
+    Ok(vec![ResourceContents::TextResourceContents {
+        uri: uri.to_string(),
+        mime_type: Some("application/json".into()),
+        text,
+        meta: None,
+    }])
 }

@@ -15,9 +15,10 @@ use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ToolError, ToolSpec};
+use super::TailopsServer;
+use super::input::parse_signal;
 use crate::auth::scopes::Scope;
-use crate::mcp::TailopsServer;
+use crate::mcp::{ToolError, ToolSpec};
 
 pub const SPECS: &[ToolSpec] = &[
     ToolSpec { name: "process_list", domain: "processes", scope: Some(Scope::SystemRead), writes: false },
@@ -199,24 +200,6 @@ pub struct SignalOutput {
     pub summary: String,
 }
 
-fn parse_signal(s: &str) -> Option<(rustix::process::Signal, &'static str)> {
-    use rustix::process::Signal;
-    let up = s.trim().to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    Some(match name {
-        "TERM" => (Signal::TERM, "TERM"),
-        "KILL" => (Signal::KILL, "KILL"),
-        "HUP" => (Signal::HUP, "HUP"),
-        "INT" => (Signal::INT, "INT"),
-        "QUIT" => (Signal::QUIT, "QUIT"),
-        "USR1" => (Signal::USR1, "USR1"),
-        "USR2" => (Signal::USR2, "USR2"),
-        "STOP" => (Signal::STOP, "STOP"),
-        "CONT" => (Signal::CONT, "CONT"),
-        _ => return None,
-    })
-}
-
 /// Process state letter and flags from /proc/PID/stat, None if gone.
 fn proc_state(pid: i32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -380,12 +363,8 @@ impl TailopsServer {
         Parameters(input): Parameters<SignalInput>,
     ) -> Result<Json<SignalOutput>, ToolError> {
         let sig_text = input.signal.as_deref().unwrap_or("TERM");
-        let Some((sig, sig_name)) = parse_signal(sig_text) else {
-            return Err(ToolError::invalid_input(
-                format!("unknown signal {sig_text:?}"),
-                "use one of TERM, KILL, HUP, INT, QUIT, USR1, USR2, STOP, CONT",
-            ));
-        };
+        let signal = parse_signal(sig_text)?;
+        let (sig, sig_name) = (signal.to_rustix(), signal.name());
         let wait_ms = input.wait_ms.unwrap_or(DEFAULT_WAIT_MS);
         if wait_ms > MAX_WAIT_MS {
             return Err(ToolError::invalid_input(
@@ -477,13 +456,6 @@ mod tests {
         let out = redact_cmdline(&args).join(" ");
         assert!(!out.contains("hunter2") && !out.contains("=x"), "{out}");
         assert!(out.starts_with("psql"));
-    }
-
-    #[test]
-    fn signal_names() {
-        assert_eq!(parse_signal("sigterm").map(|s| s.1), Some("TERM"));
-        assert_eq!(parse_signal(" KILL ").map(|s| s.1), Some("KILL"));
-        assert!(parse_signal("SEGV").is_none());
     }
 
     #[test]

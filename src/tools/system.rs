@@ -10,9 +10,10 @@ use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ToolError, ToolSpec};
+use super::TailopsServer;
+use super::input::parse_system_time;
 use crate::auth::scopes::Scope;
-use crate::mcp::TailopsServer;
+use crate::mcp::{ToolError, ToolSpec};
 use crate::sampler::{
     AlertRule, AlertsView, CpuSnapshot, DiskSnapshot, History, HistoryError, LoadAvg, MemorySnapshot, Pressure,
     Sampler, Snapshot, Temperature,
@@ -33,6 +34,25 @@ pub const SPECS: &[ToolSpec] = &[
     read("alerts"),
 ];
 
+/// The `system_overview` result as a resource.
+pub const OVERVIEW_URI: &str = "system://overview";
+pub const OVERVIEW_RESOURCE: super::ResourceSpec = super::ResourceSpec {
+    uri: OVERVIEW_URI,
+    name: "system-overview",
+    title: "System overview",
+    description: "The system_overview tool's result as a JSON resource",
+    tool: "system_overview",
+    scope: Scope::SystemRead,
+};
+
+/// The body of [`OVERVIEW_URI`].
+pub fn overview_resource(host: &crate::host::Host) -> Result<OverviewOutput, ToolError> {
+    let Some(sampler) = host.sampler.as_ref() else {
+        return Err(ToolError::unavailable("the metrics sampler is not running", "check the server logs"));
+    };
+    Ok(overview(&sampler.latest(), &sampler.alerts()))
+}
+
 /// Processes shown in the overview's top list.
 pub const TOP_PROCESSES: usize = 5;
 /// Most points a history query may return.
@@ -42,7 +62,7 @@ pub const MAX_HISTORY_MINUTES: u64 = 1440;
 
 impl TailopsServer {
     pub(crate) fn sampler(&self) -> Result<&std::sync::Arc<Sampler>, ToolError> {
-        self.spine.sampler.as_ref().ok_or_else(|| {
+        self.host.sampler.as_ref().ok_or_else(|| {
             ToolError::unavailable("the metrics sampler is not running", "it starts with the server; check the logs")
         })
     }
@@ -239,19 +259,6 @@ pub struct AlertsOutput {
     pub rules: Vec<AlertRule>,
 }
 
-fn parse_time(field: &str, v: &str) -> Result<SystemTime, ToolError> {
-    let t = chrono::DateTime::parse_from_rfc3339(v).map_err(|_| {
-        ToolError::invalid_input(format!("{field} {v:?} is not an RFC 3339 time"), "use e.g. 2026-11-24T10:00:00Z")
-    })?;
-    let secs = t.timestamp();
-    let base = SystemTime::UNIX_EPOCH;
-    if secs >= 0 {
-        Ok(base + Duration::from_secs(secs as u64))
-    } else {
-        Err(ToolError::invalid_input(format!("{field} is before 1970"), ""))
-    }
-}
-
 #[tool_router(router = system_router, vis = "pub(crate)")]
 impl TailopsServer {
     #[tool(
@@ -386,11 +393,11 @@ impl TailopsServer {
             return Err(ToolError::invalid_input(format!("max_points {max_points} out of range"), "use 1-1000"));
         }
         let to = match &input.to {
-            Some(t) => parse_time("to", t)?,
+            Some(t) => parse_system_time("to", t)?,
             None => SystemTime::now(),
         };
         let from = match (&input.from, input.minutes) {
-            (Some(f), _) => parse_time("from", f)?,
+            (Some(f), _) => parse_system_time("from", f)?,
             (None, Some(m)) if m == 0 || m > MAX_HISTORY_MINUTES => {
                 return Err(ToolError::invalid_input(format!("minutes {m} out of range"), "use 1-1440"));
             }

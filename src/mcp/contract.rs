@@ -1,11 +1,30 @@
-//! One error shape for every tool: category + message + hint, returned as a
-//! tool result with `isError: true` (never a panic, never a protocol error
-//! for a failure the caller can act on).
+//! The tool contract between the spine and every domain: what a tool
+//! declares ([`ToolSpec`]: its scope and whether it writes) and the one
+//! error shape every tool returns ([`ToolError`]: category + message + hint,
+//! as a tool result with `isError: true` — never a panic, never a protocol
+//! error for a failure the caller can act on).
 
 use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::model::{CallToolResponse, CallToolResult};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::auth::scopes::Scope;
+
+/// What the spine needs to know about a tool. Each domain lists its tools'
+/// specs in a `SPECS` table next to the functions; start-up checks that the
+/// tables and the routers name exactly the same tools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    /// Domain shown in `server_info` (e.g. "system", "docker").
+    pub domain: &'static str,
+    /// Scope a caller needs; `None` = any identified caller (only `whoami`).
+    pub scope: Option<Scope>,
+    /// Changes the host: stricter rate limit, removed by `read_only`,
+    /// refused unless its intent record is written first.
+    pub writes: bool,
+}
 
 /// What kind of failure; stable names, used by clients and the audit log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

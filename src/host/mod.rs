@@ -1,0 +1,24 @@
+//! What the tools observe and change on this host, one folder or file per
+//! domain: no MCP routing, no HTTP. The MCP faces of these live in
+//! `tools/`.
+
+use std::sync::Arc;
+
+/// The host-side handles shared by every tool call: built once by the
+/// composition root (`server.rs`), cloned cheaply into each MCP session.
+pub struct Host {
+    /// Host metrics (None only in tests or when it failed to start).
+    pub sampler: Option<Arc<crate::sampler::Sampler>>,
+    /// The Docker client (connects lazily, reconnects after daemon restarts).
+    pub docker: crate::tools::docker::Docker,
+}
+
+impl Host {
+    /// Each domain's readiness for `/readyz` (never fatal: other domains
+    /// keep working without them).
+    pub async fn health(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("docker".into(), self.docker.health().await);
+        m
+    }
+}

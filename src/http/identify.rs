@@ -1,0 +1,84 @@
+//! Who is calling: the Host check, then the caller's identity from the
+//! tailnet (WhoIs on the connection's remote address, cached per
+//! connection) or the fixed `[local]` principal. Deny by default: a peer
+//! that cannot be identified gets 403.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::sync::OnceCell;
+
+use super::{AppState, IdentitySource, error};
+use crate::auth::caller::Caller;
+use crate::auth::identity::Principal;
+use crate::auth::policy::Access;
+
+/// Per-connection facts, inserted into every request by the accept loop.
+/// The identity is looked up once per connection and cached: a tailnet
+/// connection cannot change hands.
+#[derive(Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    caller: Arc<OnceCell<Caller>>,
+}
+
+impl ConnInfo {
+    pub fn new(remote: SocketAddr) -> Self {
+        Self { remote, caller: Arc::new(OnceCell::new()) }
+    }
+}
+
+async fn resolve_caller(state: &AppState, remote: SocketAddr) -> Result<Caller, crate::tailnet::Error> {
+    let cfg = &state.spine.cfg;
+    match &*state.identity {
+        IdentitySource::Tailnet(node) => {
+            let peer = node.whois(remote, Duration::from_secs(cfg.limits.whois_timeout_secs)).await?;
+            let principal = Principal::from_peer(peer, remote);
+            let access = Access::resolve(&principal, &cfg.capability, &cfg.policy);
+            Ok(Caller::new(Arc::new(principal), Arc::new(access)))
+        }
+        IdentitySource::Local => Ok(Caller::local(&cfg.local, remote)),
+    }
+}
+
+/// Host check, then the caller's identity (cached per connection).
+pub(super) async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_ascii_lowercase()));
+    if !host.as_ref().is_some_and(|h| state.allowed_hosts.contains(h)) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "unexpected Host header",
+            "address this server by its MagicDNS name or tailnet IP",
+        );
+    }
+    let Some(conn) = req.extensions().get::<ConnInfo>().cloned() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "request without connection info", "");
+    };
+    let looked_up = conn.caller.get_or_try_init(|| resolve_caller(&state, conn.remote)).await;
+    match looked_up {
+        Ok(c) => {
+            req.extensions_mut().insert(c.clone());
+            next.run(req).await
+        }
+        Err(e) => {
+            tracing::warn!(remote = %conn.remote, error = %e, "whois failed; refusing request");
+            error(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                "the caller could not be identified on the tailnet",
+                "connect from a node of this tailnet",
+            )
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The per-call wrapper around an admitted tool: the write-ahead intent
+//! record of writing tools (fail closed), the time limit, panic
+//! containment, a bounded retry of read-only tools that failed
+//! `unavailable`, and the audit record of the outcome. A tool cannot skip
+//! any of it: the transport-facing handler runs every tool through
+//! [`run_admitted`].
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use rmcp::ErrorData;
+use rmcp::model::{CallToolResponse, CallToolResult, ErrorCode};
+use serde_json::{Value, json};
+
+use super::admit::{Admitted, AuditDecision, Outcome, cap_refused_args, decision_event};
+use super::contract::{ErrorCategory, ToolError};
+use super::spine::Spine;
+use crate::audit::{self, Event};
+use crate::auth::caller::Caller;
+
+/// Retries of a read-only tool that failed `unavailable`, and the first
+/// backoff (doubled each time).
+pub const READ_RETRIES: u32 = 2;
+pub const READ_RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// JSON-RPC error code for "rate limited" on transports without HTTP status.
+pub const RATE_LIMITED_CODE: i32 = -32029;
+
+/// Runs an admitted call through the spine. `input_check` is the result of
+/// checking the arguments against the tool's schema ([`super::validate`]):
+/// bad input is answered (and audited) without running the tool. `run`
+/// starts one attempt of the tool (it may be called again for a retry).
+pub async fn run_admitted<F, Fut>(
+    spine: &Spine,
+    caller: &Caller,
+    session: Option<String>,
+    admitted: &Admitted,
+    args: Option<Value>,
+    input_check: Result<(), ToolError>,
+    mut run: F,
+) -> Result<CallToolResponse, ErrorData>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<CallToolResponse, ErrorData>>,
+{
+    let t0 = Instant::now();
+    let spec = admitted.spec;
+    if let Err(e) = input_check {
+        return Ok(reject_input(spine, caller, session, admitted, args, &e).into());
+    }
+    if spec.writes {
+        // Fail closed: no audit, no writes. The intent is recorded first.
+        let ev = Event { args: args.clone(), ..decision_event(spec.name, AuditDecision::Allow, None) };
+        let intent = spine.audit_event(caller, session.clone(), ev);
+        if !spine.audit.is_healthy() || intent.is_err() {
+            let err = ToolError::unavailable(
+                "the audit log cannot be written, so writing tools are refused",
+                "fix the audit log (disk space, permissions; see /readyz); read-only tools keep working",
+            );
+            return Ok(err.to_result().into());
+        }
+    }
+
+    let limit = Duration::from_secs(spine.cfg.limits.tool_timeout_secs);
+    let mut attempt = 0;
+    let mut resp = run_once(limit, run()).await;
+    while !spec.writes && attempt < READ_RETRIES && is_unavailable(&resp) {
+        tokio::time::sleep(READ_RETRY_BACKOFF * 2u32.pow(attempt)).await;
+        attempt += 1;
+        resp = run_once(limit, run()).await;
+    }
+
+    let (outcome, category) = outcome_of(&resp);
+    let _ = spine.audit_event(
+        caller,
+        session,
+        Event {
+            kind: audit::kind::TOOL_CALL.into(),
+            tool: Some(spec.name.to_string()),
+            args,
+            decision: Some(AuditDecision::Allow.as_str().into()),
+            outcome: Some(outcome),
+            error_category: category.map(|c| c.as_str().to_string()),
+            duration_ms: Some(u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            detail: (attempt > 0).then(|| json!({ "retries": attempt })),
+            ..Default::default()
+        },
+    );
+    resp
+}
+
+/// Answers an admitted call whose arguments are malformed, without running
+/// the tool: a tool result with `invalid_input`, audited like a call that
+/// failed (the arguments are capped as for a refused call: they were not
+/// accepted).
+pub fn reject_input(
+    spine: &Spine,
+    caller: &Caller,
+    session: Option<String>,
+    admitted: &Admitted,
+    args: Option<Value>,
+    err: &ToolError,
+) -> CallToolResult {
+    let _ = spine.audit_event(
+        caller,
+        session,
+        Event {
+            kind: audit::kind::TOOL_CALL.into(),
+            tool: Some(admitted.spec.name.to_string()),
+            args: cap_refused_args(args.as_ref()),
+            decision: Some(AuditDecision::Allow.as_str().into()),
+            outcome: Some(Outcome::Error.as_str().into()),
+            error_category: Some(ErrorCategory::InvalidInput.as_str().into()),
+            detail: Some(json!({ "message": err.message })),
+            ..Default::default()
+        },
+    );
+    err.to_result()
+}
+
+/// One attempt with the time limit, containing panics. A parameter error
+/// the router still raises (a nested field serde rejects) becomes
+/// `invalid_input`.
+async fn run_once<Fut>(limit: Duration, fut: Fut) -> Result<CallToolResponse, ErrorData>
+where
+    Fut: Future<Output = Result<CallToolResponse, ErrorData>>,
+{
+    let fut = std::panic::AssertUnwindSafe(fut).catch_unwind();
+    match tokio::time::timeout(limit, fut).await {
+        Err(_) => Ok(ToolError::new(
+            ErrorCategory::Timeout,
+            format!("the tool did not finish within {} s", limit.as_secs()),
+            "narrow the request or retry later",
+        )
+        .to_result()
+        .into()),
+        Ok(Err(_panic)) => Ok(ToolError::internal("the tool failed unexpectedly").to_result().into()),
+        Ok(Ok(Err(e))) if e.code == ErrorCode::INVALID_PARAMS => Ok(ToolError::invalid_input(
+            e.message.replace("failed to deserialize parameters: ", "invalid arguments: "),
+            "check the argument types against the tool's input schema (tools/list)",
+        )
+        .to_result()
+        .into()),
+        Ok(Ok(r)) => r,
+    }
+}
+
+fn outcome_of(resp: &Result<CallToolResponse, ErrorData>) -> (String, Option<ErrorCategory>) {
+    match resp {
+        Ok(CallToolResponse::Complete(r)) => match ToolError::from_result(r) {
+            None => (Outcome::Ok.as_str().into(), None),
+            Some(e) => (Outcome::Error.as_str().into(), Some(e.category)),
+        },
+        Ok(_) => (Outcome::InputRequired.as_str().into(), None),
+        Err(e) => (format!("protocol_error {}", e.code.0), Some(ErrorCategory::InvalidInput)),
+    }
+}
+
+fn is_unavailable(resp: &Result<CallToolResponse, ErrorData>) -> bool {
+    matches!(resp, Ok(CallToolResponse::Complete(r)) if ToolError::from_result(r).is_some_and(|e| e.category == ErrorCategory::Unavailable))
+}

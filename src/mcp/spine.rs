@@ -1,0 +1,70 @@
+//! The spine's shared state: config, audit log, rate limiter and the
+//! table of tool specs. One per server process, shared by every transport
+//! (HTTP sessions, stateless requests, stdio). Knows no tool domain: the
+//! composition root (`server.rs`) hands it the specs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::contract::ToolSpec;
+use crate::audit::{self, AuditLog, Event};
+use crate::auth::caller::Caller;
+use crate::auth::ratelimit::Limiter;
+use crate::config::Config;
+
+pub struct Spine {
+    pub cfg: Arc<Config>,
+    pub audit: AuditLog,
+    pub limiter: Limiter,
+    pub started: Instant,
+    /// MagicDNS name (or local label) for server_info.
+    pub node_name: String,
+    specs: HashMap<&'static str, ToolSpec>,
+}
+
+impl Spine {
+    pub fn new(cfg: Arc<Config>, audit: AuditLog, node_name: String, specs: &[ToolSpec]) -> Self {
+        let limiter = Limiter::new(cfg.limits.rate.clone());
+        let specs = specs.iter().map(|s| (s.name, *s)).collect();
+        Self { cfg, audit, limiter, started: Instant::now(), node_name, specs }
+    }
+
+    /// The spec of a callable tool (`read_only` hides writing tools).
+    pub fn spec(&self, name: &str) -> Option<ToolSpec> {
+        self.specs.get(name).copied().filter(|s| !(self.cfg.read_only && s.writes))
+    }
+
+    /// Audit helper: fills principal fields from the caller.
+    pub fn audit_event(&self, caller: &Caller, session: Option<String>, mut ev: Event) -> Result<(), String> {
+        ev.principal = Some(caller.principal.id.clone());
+        ev.node = Some(caller.principal.node_name.clone());
+        ev.source = Some(caller.principal.source.to_string());
+        ev.session = session;
+        self.audit.record(ev).map_err(|e| e.to_string())
+    }
+
+    /// Records a denial; when it trips the repeated-denial block, also an
+    /// `anomaly` record.
+    pub fn note_denial(&self, caller: &Caller, session: Option<String>) {
+        if self.limiter.denied(&caller.rate_key()) {
+            tracing::warn!(principal = %caller.principal.id, node = %caller.principal.node_name, "repeated authorization failures: principal blocked");
+            let _ = self.audit_event(
+                caller,
+                session,
+                Event {
+                    kind: audit::kind::ANOMALY.into(),
+                    detail: Some(json!({
+                        "event": "repeated_denials",
+                        "max_denials": self.cfg.limits.rate.max_denials,
+                        "window_secs": self.cfg.limits.rate.denial_window_secs,
+                        "blocked_secs": self.cfg.limits.rate.block_secs,
+                    })),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! [`TailopsServer`]: the rmcp `ServerHandler` every transport serves. It
+//! imports no domain: the tools come from the summed routers of
+//! `tools/mod.rs`, and every call goes through the spine (`mcp/`): one
+//! admission decision, then the per-call wrapper. The same handler serves
+//! HTTP (caller from the request's extensions, set by `http/`) and stdio
+//! (a fixed local caller).
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, InitializeResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, ResultType, ServerCapabilities,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+use crate::audit::{self, Event};
+use crate::auth::caller::Caller;
+use crate::auth::policy::Decision;
+use crate::host::Host;
+use crate::mcp::admit::{AuditDecision, Outcome};
+use crate::mcp::call::{RATE_LIMITED_CODE, run_admitted};
+use crate::mcp::{Admitted, Decided, Refusal, Spine, validate};
+
+#[derive(Clone)]
+pub struct TailopsServer {
+    pub(crate) spine: Arc<Spine>,
+    pub(crate) host: Arc<Host>,
+    /// Built once per process (35+ tools with their JSON schemas), shared
+    /// by every session and stateless request.
+    router: Arc<ToolRouter<TailopsServer>>,
+    /// The caller for transports without per-request identity (stdio).
+    local_caller: Option<Caller>,
+}
+
+impl TailopsServer {
+    pub fn new(
+        spine: Arc<Spine>,
+        host: Arc<Host>,
+        router: Arc<ToolRouter<TailopsServer>>,
+        local_caller: Option<Caller>,
+    ) -> Self {
+        Self { spine, host, router, local_caller }
+    }
+
+    /// Every routed tool has a spec and every spec a tool; run at start-up.
+    pub fn check_registry() -> Result<(), String> {
+        let routed: std::collections::BTreeSet<String> =
+            super::router().list_all().into_iter().map(|t| t.name.to_string()).collect();
+        let specced: std::collections::BTreeSet<String> =
+            super::all_specs().iter().map(|s| s.name.to_string()).collect();
+        if routed != specced {
+            return Err(format!(
+                "tool registry mismatch: routed without spec {:?}, spec without tool {:?}",
+                routed.difference(&specced).collect::<Vec<_>>(),
+                specced.difference(&routed).collect::<Vec<_>>()
+            ));
+        }
+        Ok(())
+    }
+
+    fn parts(ctx: &RequestContext<RoleServer>) -> Option<&http::request::Parts> {
+        ctx.extensions.get::<http::request::Parts>()
+    }
+
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+        Self::parts(ctx)
+            .and_then(|p| p.extensions.get::<Caller>().cloned())
+            .or_else(|| self.local_caller.clone())
+            .ok_or_else(|| ErrorData::internal_error("request without a caller identity", None))
+    }
+
+    fn session(ctx: &RequestContext<RoleServer>) -> Option<String> {
+        Self::parts(ctx).and_then(|p| p.headers.get("mcp-session-id")).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+
+    /// The admission for this call: the one the HTTP gate decided, or (stdio,
+    /// or a message the gate did not parse) decided now.
+    fn admission(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        caller: &Caller,
+        name: &str,
+        args: Option<&Value>,
+    ) -> Result<Admitted, Refusal> {
+        match Self::parts(ctx).and_then(|p| p.extensions.get::<Decided>()) {
+            Some(d) if d.tool == name => d.result.clone(),
+            _ => self.spine.admit(caller, Self::session(ctx).as_deref(), name, args),
+        }
+    }
+}
+
+/// How a refusal reaches an MCP client that got past the HTTP gate (or
+/// uses stdio): unknown tools and rate limits as JSON-RPC errors, denials
+/// as tool results with a structured error.
+fn render_refusal(r: &Refusal) -> Result<CallToolResponse, ErrorData> {
+    match r {
+        Refusal::UnknownTool { name } => Err(ErrorData::invalid_params(format!("unknown tool: {name}"), None)),
+        Refusal::RateLimited { retry_after } | Refusal::Blocked { retry_after } => Err(rate_error(r, *retry_after)),
+        Refusal::Denied { .. } | Refusal::StepUp { .. } => Ok(r.to_tool_error().to_result().into()),
+    }
+}
+
+fn rate_error(r: &Refusal, retry_after: std::time::Duration) -> ErrorData {
+    let secs = retry_after.as_secs_f64().ceil();
+    ErrorData::new(
+        ErrorCode(RATE_LIMITED_CODE),
+        format!("{}; retry after {secs} s", r.rate_message()),
+        Some(json!({ "retry_after_secs": secs })),
+    )
+}
+
+fn private_if_2026(ctx: &RequestContext<RoleServer>) -> (Option<u64>, Option<CacheScope>) {
+    let v2026 = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+    // Lists depend on who asks: never shared between users.
+    (v2026.then_some(0), v2026.then_some(CacheScope::Private))
+}
+
+impl ServerHandler for TailopsServer {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
+            .with_server_info(Implementation::new("tailops", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "tailops: operate this Linux host. Tools are filtered to what your tailnet identity may do; \
+                 call whoami to see your scopes and where they come from.",
+            )
+    }
+
+    /// Exactly the tools this request could call: with an OAuth token, the
+    /// token's scopes narrow the list too.
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let tools = self
+            .router
+            .list_all()
+            .into_iter()
+            .filter(|t| self.spine.spec(&t.name).is_some_and(|s| caller.check(s.name, s.scope) == Decision::Allow))
+            .collect();
+        let (ttl_ms, cache_scope) = private_if_2026(&context);
+        Ok(ListToolsResult {
+            result_type: Some(ResultType::COMPLETE),
+            tools,
+            meta: None,
+            next_cursor: None,
+            ttl_ms,
+            cache_scope,
+        })
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let resources = super::RESOURCES
+            .iter()
+            .filter(|r| caller.check(r.tool, Some(r.scope)) == Decision::Allow)
+            .map(|r| r.listing())
+            .collect();
+        let (ttl_ms, cache_scope) = private_if_2026(&context);
+        Ok(ListResourcesResult {
+            result_type: Some(ResultType::COMPLETE),
+            resources,
+            meta: None,
+            next_cursor: None,
+            ttl_ms,
+            cache_scope,
+        })
+    }
+
+    /// Resources are admitted (rate limit, authorization, audit) like the
+    /// tool whose scope they need.
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        let session = Self::session(&context);
+        let audit_name = format!("resource:{}", request.uri);
+        let Some(res) = super::RESOURCES.iter().find(|r| r.uri == request.uri) else {
+            let _ = self.spine.admit_as(&caller, session.as_deref(), &audit_name, "", None);
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {}", request.uri),
+                Some(json!({ "uri": request.uri })),
+            ));
+        };
+        if let Err(r) = self.spine.admit_as(&caller, session.as_deref(), &audit_name, res.tool, None) {
+            return Err(match r.retry_after() {
+                Some(wait) => rate_error(&r, wait),
+                None => ErrorData::invalid_request(format!("reading {} requires scope {}", res.uri, res.scope), None),
+            });
+        }
+        let body = super::read_resource(&self.host, res.uri);
+        let _ = self.spine.audit_event(
+            &caller,
+            session,
+            Event {
+                kind: audit::kind::TOOL_CALL.into(),
+                tool: Some(audit_name),
+                decision: Some(AuditDecision::Allow.as_str().into()),
+                outcome: Some(if body.is_ok() { Outcome::Ok } else { Outcome::Error }.as_str().into()),
+                error_category: body.as_ref().err().map(|e| e.category.as_str().into()),
+                ..Default::default()
+            },
+        );
+        match body {
+            Ok(contents) => Ok(ReadResourceResult::new(contents).into()),
+            Err(e) => Err(ErrorData::internal_error(e.message, None)),
+        }
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.spine.spec(name)?;
+        self.router.get(name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        mut context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        let session = Self::session(&context);
+        let args = request.arguments.clone().map(Value::Object);
+        let admitted = match self.admission(&context, &caller, &request.name, args.as_ref()) {
+            Ok(a) => a,
+            Err(r) => return render_refusal(&r),
+        };
+        let input_check = match self.router.get(&request.name) {
+            Some(tool) => validate::check_args(&tool.input_schema, args.as_ref()),
+            None => Ok(()),
+        };
+        context.extensions.insert(caller.clone());
+        run_admitted(&self.spine, &caller, session, &admitted, args, input_check, || {
+            self.router.call(ToolCallContext::new(self, request.clone(), context.clone()))
+        })
+        .await
+    }
+}
