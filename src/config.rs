@@ -103,6 +103,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Seconds a WhoIs lookup may take before the request is refused.
     pub whois_timeout_secs: u64,
+    /// Seconds a connection's identity (WhoIs + grants) is reused before it
+    /// is looked up again: the longest a revoked grant keeps working on a
+    /// kept-alive connection.
+    pub identity_ttl_secs: u64,
     /// Seconds a client may take to send request headers.
     pub header_read_timeout_secs: u64,
     /// Seconds in-flight requests get to finish on shutdown.
@@ -124,6 +128,7 @@ impl Default for Limits {
         Self {
             max_connections: 512,
             whois_timeout_secs: 5,
+            identity_ttl_secs: 30,
             header_read_timeout_secs: 30,
             shutdown_grace_secs: 10,
             max_request_body_bytes: 1 << 20,
@@ -300,6 +305,12 @@ impl Config {
             if v == 0 {
                 return Err(ConfigError::Invalid { field, message: "must be at least 1".into() });
             }
+        }
+        if !(1..=3600).contains(&self.limits.identity_ttl_secs) {
+            return Err(ConfigError::Invalid {
+                field: "limits.identity_ttl_secs",
+                message: format!("{} must be 1-3600", self.limits.identity_ttl_secs),
+            });
         }
         if self.audit.max_bytes < 4096 {
             return Err(ConfigError::Invalid { field: "audit.max_bytes", message: "must be at least 4096".into() });

@@ -259,17 +259,13 @@ async fn run_dev(p: &Parts, addr: SocketAddr, shutdown: CancellationToken) -> an
 }
 
 async fn run_stdio(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<()> {
-    use rmcp::ServiceExt;
     lifecycle(&p.audit, "start", serde_json::json!({ "mode": "stdio" }));
     let caller = Caller::local(&p.cfg.local, SocketAddr::from(([127, 0, 0, 1], 0)));
-    let server = TailopsServer::new(p.spine("stdio".into()), p.host.clone(), p.router.clone(), Some(caller));
-    let running = server.serve(rmcp::transport::stdio()).await.context("starting the stdio MCP server")?;
-    let ct = running.cancellation_token();
-    tokio::select! {
-        r = running.waiting() => { r.context("stdio MCP server")?; }
-        _ = shutdown.cancelled() => { ct.cancel(); }
-    }
-    Ok(())
+    let spine = p.spine("stdio".into());
+    let server = TailopsServer::new(spine.clone(), p.host.clone(), p.router.clone(), Some(caller.clone()));
+    crate::mcp::stdio::serve(server, spine, caller, tokio::io::stdin(), tokio::io::stdout(), shutdown)
+        .await
+        .context("stdio MCP server")
 }
 
 /// Reaches the authorization server: over the tailnet for tailnet names

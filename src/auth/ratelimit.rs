@@ -6,6 +6,10 @@
 //! - `max_denials` authorization failures inside `denial_window_secs` block
 //!   the principal for `block_secs` (every request refused), and the caller
 //!   of [`Limiter::denied`] writes an audit `anomaly` record.
+//! - Invalid or expired OAuth tokens are counted apart, against their own,
+//!   higher `max_token_failures`: a client retrying a stale token is a
+//!   nuisance, not an attack on scopes, and must not be blocked as one —
+//!   but a stream of bad tokens is still bounded.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -33,6 +37,9 @@ pub struct RateConfig {
     pub denial_window_secs: u64,
     /// …for this many seconds.
     pub block_secs: u64,
+    /// Invalid/expired OAuth tokens within `denial_window_secs` that block
+    /// the principal (counted apart from authorization denials).
+    pub max_token_failures: u32,
 }
 
 impl Default for RateConfig {
@@ -45,6 +52,7 @@ impl Default for RateConfig {
             max_denials: 10,
             denial_window_secs: 60,
             block_secs: 300,
+            max_token_failures: 50,
         }
     }
 }
@@ -57,6 +65,7 @@ impl RateConfig {
             ("writes_per_minute", self.writes_per_minute),
             ("write_burst", self.write_burst),
             ("max_denials", self.max_denials),
+            ("max_token_failures", self.max_token_failures),
         ] {
             if v == 0 {
                 return Err(format!("limits.rate.{name} must be at least 1"));
@@ -84,16 +93,78 @@ impl Refusal {
 }
 
 pub struct Limiter {
-    cfg: RateConfig,
     calls: DefaultKeyedRateLimiter<String>,
     writes: DefaultKeyedRateLimiter<String>,
-    denials: Mutex<HashMap<String, Denials>>,
+    /// Authorization denials (unknown tools included).
+    denials: Tripwire,
+    /// Invalid or expired OAuth tokens.
+    token_failures: Tripwire,
+}
+
+/// Counts failures per key in a sliding window; `max` of them block the
+/// key for `block`.
+struct Tripwire {
+    max: usize,
+    window: Duration,
+    block: Duration,
+    map: Mutex<HashMap<String, Failures>>,
 }
 
 #[derive(Default)]
-struct Denials {
+struct Failures {
     times: Vec<Instant>,
     blocked_until: Option<Instant>,
+}
+
+impl Tripwire {
+    fn new(max: u32, window_secs: u64, block_secs: u64) -> Self {
+        Self {
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+            window: Duration::from_secs(window_secs),
+            block: Duration::from_secs(block_secs),
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn blocked_for(&self, key: &str) -> Option<Duration> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let until = map.get(key)?.blocked_until?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Records one failure; true when it trips the block.
+    fn fail(&self, key: &str) -> bool {
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TRACKED && !map.contains_key(key) {
+            map.retain(|_, d| d.blocked_until.is_some_and(|u| u > now));
+        }
+        if map.len() >= MAX_TRACKED && !map.contains_key(key) {
+            // Every tracked key is blocked: count nothing new rather than
+            // grow without bound.
+            return false;
+        }
+        let window = self.window;
+        let d = map.entry(key.to_string()).or_default();
+        d.times.retain(|t| now.duration_since(*t) < window);
+        d.times.push(now);
+        let already = d.blocked_until.is_some_and(|u| u > now);
+        if !already && d.times.len() >= self.max {
+            d.blocked_until = now.checked_add(self.block);
+            d.times.clear();
+            return true;
+        }
+        false
+    }
+
+    fn housekeep(&self) {
+        let now = Instant::now();
+        let window = self.window;
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, d| {
+            d.blocked_until.is_some_and(|u| u > now) || d.times.iter().any(|t| now.duration_since(*t) < window)
+        });
+    }
 }
 
 /// Most principals tracked for denials at once; the oldest are dropped.
@@ -107,7 +178,9 @@ impl Limiter {
     pub fn new(cfg: RateConfig) -> Self {
         let calls = RateLimiter::keyed(Quota::per_minute(nz(cfg.calls_per_minute)).allow_burst(nz(cfg.burst)));
         let writes = RateLimiter::keyed(Quota::per_minute(nz(cfg.writes_per_minute)).allow_burst(nz(cfg.write_burst)));
-        Self { cfg, calls, writes, denials: Mutex::new(HashMap::new()) }
+        let denials = Tripwire::new(cfg.max_denials, cfg.denial_window_secs, cfg.block_secs);
+        let token_failures = Tripwire::new(cfg.max_token_failures, cfg.denial_window_secs, cfg.block_secs);
+        Self { calls, writes, denials, token_failures }
     }
 
     /// Charges one call (and one write) to `principal`, or says why not.
@@ -137,44 +210,33 @@ impl Limiter {
             .map_err(|nu| Refusal::RateLimited { retry_after: nu.wait_time_from(now), bucket: "writes" })
     }
 
-    /// How long `principal` stays blocked, if it is.
+    /// How long `principal` stays blocked (by denials or by bad tokens),
+    /// if it is.
     pub fn blocked_for(&self, principal: &str) -> Option<Duration> {
-        let map = self.denials.lock().unwrap_or_else(|e| e.into_inner());
-        let until = map.get(principal)?.blocked_until?;
-        until.checked_duration_since(Instant::now())
+        match (self.denials.blocked_for(principal), self.token_failures.blocked_for(principal)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Records an authorization failure. Returns true when this one trips
     /// the block (the caller audits an anomaly).
     pub fn denied(&self, principal: &str) -> bool {
-        let now = Instant::now();
-        let window = Duration::from_secs(self.cfg.denial_window_secs);
-        let mut map = self.denials.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_TRACKED && !map.contains_key(principal) {
-            map.retain(|_, d| d.blocked_until.is_some_and(|u| u > now));
-        }
-        let d = map.entry(principal.to_string()).or_default();
-        d.times.retain(|t| now.duration_since(*t) < window);
-        d.times.push(now);
-        let already = d.blocked_until.is_some_and(|u| u > now);
-        if !already && d.times.len() >= self.cfg.max_denials as usize {
-            d.blocked_until = Some(now + Duration::from_secs(self.cfg.block_secs));
-            d.times.clear();
-            return true;
-        }
-        false
+        self.denials.fail(principal)
+    }
+
+    /// Records an invalid or expired OAuth token (its own, higher
+    /// threshold). Returns true when this one trips the block.
+    pub fn token_failed(&self, principal: &str) -> bool {
+        self.token_failures.fail(principal)
     }
 
     /// Drops idle rate-limiter state (call periodically).
     pub fn housekeep(&self) {
         self.calls.retain_recent();
         self.writes.retain_recent();
-        let now = Instant::now();
-        let window = Duration::from_secs(self.cfg.denial_window_secs);
-        let mut map = self.denials.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, d| {
-            d.blocked_until.is_some_and(|u| u > now) || d.times.iter().any(|t| now.duration_since(*t) < window)
-        });
+        self.denials.housekeep();
+        self.token_failures.housekeep();
     }
 }
 
@@ -214,5 +276,18 @@ mod tests {
         assert!(!l.denied("eve"), "trips once");
         assert!(matches!(l.check("eve", false), Err(Refusal::Blocked { .. })));
         assert_eq!(l.check("alice", false), Ok(()));
+    }
+
+    #[test]
+    fn token_failures_are_counted_apart_with_their_own_threshold() {
+        let l = Limiter::new(RateConfig { max_denials: 3, max_token_failures: 5, ..Default::default() });
+        for _ in 0..4 {
+            assert!(!l.token_failed("carol"));
+        }
+        assert!(!l.denied("carol"), "token failures do not count as denials");
+        assert_eq!(l.check("carol", false), Ok(()), "4 bad tokens: not blocked");
+        assert!(l.token_failed("carol"), "the 5th trips the token block");
+        assert!(matches!(l.check("carol", false), Err(Refusal::Blocked { .. })));
+        assert!(l.blocked_for("carol").is_some());
     }
 }

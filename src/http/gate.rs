@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::{Value, json};
 
@@ -22,8 +23,8 @@ use crate::audit::{self, Event};
 use crate::auth::caller::Caller;
 use crate::auth::oauth::bearer_from_header;
 use crate::auth::scopes::Scope;
-use crate::mcp::call::RATE_LIMITED_CODE;
-use crate::mcp::{Decided, Refusal};
+use crate::mcp::call::{PARSE_ERROR, RATE_LIMITED_CODE, reject_input};
+use crate::mcp::{Decided, Refusal, validate};
 
 /// Which principal created each MCP session: a session id presented by
 /// anyone else is answered 404, as if it did not exist.
@@ -83,6 +84,17 @@ pub(super) async fn mcp_gate(State(state): State<AppState>, mut req: Request, ne
         return r;
     }
 
+    // One Authorization header at most: with two, which one a proxy or a
+    // library picks is not ours to guess.
+    if req.headers().get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "more than one Authorization header",
+            "send a single Authorization: Bearer header",
+        );
+    }
+
     // OAuth (optional): a valid bearer token for this resource narrows the
     // identity's scopes to the token's. Tokens are never forwarded.
     if let Some(o) = &state.oauth {
@@ -113,7 +125,8 @@ pub(super) async fn mcp_gate(State(state): State<AppState>, mut req: Request, ne
                 );
             }
             Err(e) => {
-                spine.note_denial(&caller, None);
+                // Counted apart from scope denials (their own threshold).
+                spine.note_token_failure(&caller);
                 let desc = e.to_string();
                 return o.challenge(
                     StatusCode::UNAUTHORIZED,
@@ -171,7 +184,18 @@ pub(super) async fn mcp_gate(State(state): State<AppState>, mut req: Request, ne
             );
         }
     };
-    let msg: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let msg: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                PARSE_ERROR,
+                &format!("parse error: the body is not JSON ({e})"),
+                json!({ "hint": "send one JSON-RPC message as a JSON object" }),
+            );
+        }
+    };
     let method = msg.get("method").and_then(Value::as_str).unwrap_or_default();
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
 
@@ -210,6 +234,17 @@ pub(super) async fn mcp_gate(State(state): State<AppState>, mut req: Request, ne
             );
             retry_after(&mut resp, wait);
             return resp;
+        }
+        // `arguments` that are not an object never reach rmcp (it would
+        // answer a bare protocol error and nothing would be audited).
+        if let (Ok(admitted), Some(args)) = (&result, msg.pointer("/params/arguments"))
+            && !args.is_object()
+        {
+            let input = validate::check_args(&serde_json::Map::new(), Some(args));
+            if let Err(e) = input {
+                let r = reject_input(spine, &caller, sid.clone(), admitted, Some(args.clone()), &e);
+                return (StatusCode::OK, Json(json!({ "jsonrpc": "2.0", "id": id, "result": r }))).into_response();
+            }
         }
         parts.extensions.insert(Decided { tool: name.to_string(), result });
     }

@@ -5,13 +5,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
 use super::{AppState, IdentitySource, error};
 use crate::auth::caller::Caller;
@@ -19,17 +19,35 @@ use crate::auth::identity::Principal;
 use crate::auth::policy::Access;
 
 /// Per-connection facts, inserted into every request by the accept loop.
-/// The identity is looked up once per connection and cached: a tailnet
-/// connection cannot change hands.
+/// The identity is looked up once and cached for the connection — a
+/// tailnet connection cannot change hands — but only for
+/// `limits.identity_ttl_secs`: a grant revoked in the ACLs stops working on
+/// a kept-alive connection within that bound.
 #[derive(Clone)]
 pub struct ConnInfo {
     pub remote: SocketAddr,
-    caller: Arc<OnceCell<Caller>>,
+    caller: Arc<Mutex<Option<(Caller, Instant)>>>,
 }
 
 impl ConnInfo {
     pub fn new(remote: SocketAddr) -> Self {
-        Self { remote, caller: Arc::new(OnceCell::new()) }
+        Self { remote, caller: Arc::new(Mutex::new(None)) }
+    }
+
+    /// The cached caller if younger than `ttl`, else a fresh lookup.
+    async fn caller(&self, state: &AppState) -> Result<Caller, crate::tailnet::Error> {
+        let ttl = Duration::from_secs(state.spine.cfg.limits.identity_ttl_secs);
+        // Held across the lookup: concurrent requests on one connection
+        // (HTTP/2) wait for one WhoIs instead of each sending their own.
+        let mut cached = self.caller.lock().await;
+        if let Some((c, at)) = cached.as_ref()
+            && at.elapsed() < ttl
+        {
+            return Ok(c.clone());
+        }
+        let c = resolve_caller(state, self.remote).await?;
+        *cached = Some((c.clone(), Instant::now()));
+        Ok(c)
     }
 }
 
@@ -46,8 +64,13 @@ async fn resolve_caller(state: &AppState, remote: SocketAddr) -> Result<Caller, 
     }
 }
 
-/// Host check, then the caller's identity (cached per connection).
+/// Host check, then the caller's identity (cached per connection for a
+/// bounded age).
 pub(super) async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    // RFC 9112 §3.2: a request with more than one Host is a 400.
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        return error(StatusCode::BAD_REQUEST, "invalid_input", "more than one Host header", "send one Host header");
+    }
     let host = req
         .headers()
         .get(header::HOST)
@@ -65,7 +88,7 @@ pub(super) async fn identify(State(state): State<AppState>, mut req: Request, ne
     let Some(conn) = req.extensions().get::<ConnInfo>().cloned() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "request without connection info", "");
     };
-    let looked_up = conn.caller.get_or_try_init(|| resolve_caller(&state, conn.remote)).await;
+    let looked_up = conn.caller(&state).await;
     match looked_up {
         Ok(c) => {
             req.extensions_mut().insert(c.clone());

@@ -25,6 +25,8 @@ pub const READ_RETRIES: u32 = 2;
 pub const READ_RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// JSON-RPC error code for "rate limited" on transports without HTTP status.
 pub const RATE_LIMITED_CODE: i32 = -32029;
+/// JSON-RPC "parse error": the message is not JSON.
+pub const PARSE_ERROR: i32 = -32700;
 
 /// Runs an admitted call through the spine. `input_check` is the result of
 /// checking the arguments against the tool's schema ([`super::validate`]):

@@ -7,12 +7,14 @@
 //! - [`spine`]: the shared state ([`Spine`]: config, audit, limiter, specs);
 //! - [`admit`]: the one admission decision per call ([`Spine::admit`]);
 //! - [`validate`]: arguments checked against the tool's schema first;
-//! - [`call`]: the wrapper an admitted call runs in ([`call::run_admitted`]).
+//! - [`call`]: the wrapper an admitted call runs in ([`call::run_admitted`]);
+//! - [`stdio`]: the stdio transport's front door (same checks as HTTP's).
 
 pub mod admit;
 pub mod call;
 pub mod contract;
 pub mod spine;
+pub mod stdio;
 pub mod validate;
 
 pub use admit::{Admitted, Refusal};

@@ -50,21 +50,39 @@ impl Spine {
     /// `anomaly` record.
     pub fn note_denial(&self, caller: &Caller, session: Option<String>) {
         if self.limiter.denied(&caller.rate_key()) {
-            tracing::warn!(principal = %caller.principal.id, node = %caller.principal.node_name, "repeated authorization failures: principal blocked");
-            let _ = self.audit_event(
+            self.blocked(caller, session, "repeated_denials", ("max_denials", self.cfg.limits.rate.max_denials));
+        }
+    }
+
+    /// Records an invalid or expired OAuth token (counted apart from
+    /// denials, against `max_token_failures`).
+    pub fn note_token_failure(&self, caller: &Caller) {
+        if self.limiter.token_failed(&caller.rate_key()) {
+            self.blocked(
                 caller,
-                session,
-                Event {
-                    kind: audit::kind::ANOMALY.into(),
-                    detail: Some(json!({
-                        "event": "repeated_denials",
-                        "max_denials": self.cfg.limits.rate.max_denials,
-                        "window_secs": self.cfg.limits.rate.denial_window_secs,
-                        "blocked_secs": self.cfg.limits.rate.block_secs,
-                    })),
-                    ..Default::default()
-                },
+                None,
+                "repeated_token_failures",
+                ("max_token_failures", self.cfg.limits.rate.max_token_failures),
             );
         }
+    }
+
+    fn blocked(&self, caller: &Caller, session: Option<String>, event: &str, (max_key, max): (&str, u32)) {
+        let rate = &self.cfg.limits.rate;
+        tracing::warn!(principal = %caller.principal.id, node = %caller.principal.node_name, event, "principal blocked");
+        let _ = self.audit_event(
+            caller,
+            session,
+            Event {
+                kind: audit::kind::ANOMALY.into(),
+                detail: Some(json!({
+                    "event": event,
+                    max_key: max,
+                    "window_secs": rate.denial_window_secs,
+                    "blocked_secs": rate.block_secs,
+                })),
+                ..Default::default()
+            },
+        );
     }
 }
