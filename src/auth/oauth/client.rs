@@ -22,9 +22,9 @@ pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// A parsed `http://` or `https://` URL.
 #[derive(Clone, Debug)]
 pub(super) struct HttpTarget {
-    https: bool,
+    pub(super) https: bool,
     /// For the connector and TLS server name: no IPv6 brackets.
-    host: String,
+    pub(super) host: String,
     port: u16,
     /// For the `Host` header.
     authority: String,

@@ -1,11 +1,13 @@
 //! The `[oauth]` settings and their checks.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use hyper::Uri;
 use serde::Deserialize;
 
 use super::client::HttpTarget;
+use crate::tailnet;
 
 /// Upper bounds for the numeric settings (sanity, not policy).
 const MAX_LEEWAY_SECS: u64 = 600;
@@ -100,10 +102,22 @@ impl OAuthConfig {
             return Err("oauth: enabled needs jwks_url or introspection_url".into());
         }
         if let Some(u) = &self.jwks_url {
-            HttpTarget::parse(u).map_err(|e| format!("oauth.jwks_url: {e}"))?;
+            let target = HttpTarget::parse(u).map_err(|e| format!("oauth.jwks_url: {e}"))?;
+            check_cleartext(
+                "oauth.jwks_url",
+                u,
+                &target,
+                "the signing keys could be swapped in transit and forged tokens accepted",
+            )?;
         }
         if let Some(u) = &self.introspection_url {
-            HttpTarget::parse(u).map_err(|e| format!("oauth.introspection_url: {e}"))?;
+            let target = HttpTarget::parse(u).map_err(|e| format!("oauth.introspection_url: {e}"))?;
+            check_cleartext(
+                "oauth.introspection_url",
+                u,
+                &target,
+                "bearer tokens and the client secret would cross the network in cleartext",
+            )?;
         }
         if self.introspection_client_secret.is_some() && self.introspection_client_id.is_none() {
             return Err("oauth: introspection_client_secret is set but introspection_client_id is not".into());
@@ -139,6 +153,33 @@ impl OAuthConfig {
     pub fn effective_audiences(&self) -> Vec<String> {
         if self.audiences.is_empty() { vec![self.resource.clone()] } else { self.audiences.clone() }
     }
+}
+
+/// Plain `http://` to the authorization server is refused unless the path
+/// never leaves this host or runs inside the tailnet (which WireGuard
+/// encrypts): see [`cleartext_ok`]. `risk` says what would be exposed.
+fn check_cleartext(key: &str, url: &str, target: &HttpTarget, risk: &str) -> Result<(), String> {
+    if target.https || cleartext_ok(&target.host) {
+        return Ok(());
+    }
+    Err(format!(
+        "{key} = {url:?} is plain http:// to {host:?}, which is neither loopback (127.0.0.0/8, ::1, localhost) \
+         nor on the tailnet (100.64.0.0/10, fd7a:115c:a1e0::/48, *.ts.net): {risk}. Use https://",
+        host = target.host,
+    ))
+}
+
+/// Hosts a plain `http://` fetch may go to: loopback (127.0.0.0/8, ::1,
+/// `localhost`), tailnet addresses ([`tailnet::is_tailnet_ip`], the rule the
+/// tailnet dialer uses) and Tailscale MagicDNS names (`*.ts.net`). The
+/// config does not know this node's own MagicDNS suffix (that comes from the
+/// node once it is up), so names under a custom (e.g. headscale) suffix must
+/// use a tailnet address or https.
+fn cleartext_ok(host: &str) -> bool {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return ip.to_canonical().is_loopback() || tailnet::is_tailnet_ip(ip);
+    }
+    host.trim_end_matches('.').eq_ignore_ascii_case("localhost") || tailnet::is_magicdns_name(host)
 }
 
 fn check_absolute_url(s: &str) -> Result<(), String> {
@@ -218,5 +259,70 @@ mod tests {
         c.enabled = false;
         c.introspection_url = None;
         assert!(TokenValidator::new(c, Arc::new(TcpConnector)).is_err());
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_or_tailnet_hosts() {
+        let base = OAuthConfig {
+            enabled: true,
+            resource: "https://ops.example.ts.net/mcp".into(),
+            authorization_servers: vec!["https://idp.example.ts.net".into()],
+            ..OAuthConfig::default()
+        };
+        let with = |key: &str, url: &str| {
+            let mut c = base.clone();
+            if key == "jwks_url" {
+                c.jwks_url = Some(url.into());
+            } else {
+                c.introspection_url = Some(url.into());
+            }
+            c
+        };
+        let allowed = [
+            "http://127.0.0.1/x",
+            "http://127.255.255.254:8080/x",
+            "http://[::1]:9000/x",
+            "http://[::ffff:127.0.0.1]/x",
+            "http://localhost:8080/x",
+            "http://LocalHost./x",
+            "http://100.64.0.1/x",
+            "http://100.127.255.255/x",
+            "http://[fd7a:115c:a1e0::53]/x",
+            "http://idp.example.ts.net/x",
+            "http://IDP.Example.TS.NET./x",
+            "https://10.0.0.1/x",
+            "https://100.128.0.1/x",
+            "https://example.com/x",
+        ];
+        let refused = [
+            "http://100.128.0.1/x",
+            "http://100.63.255.255/x",
+            "http://10.0.0.1/x",
+            "http://192.168.1.10:8080/x",
+            "http://example.com/x",
+            "http://[fd7a:115c:a1e1::1]/x",
+            "http://[2001:db8::1]/x",
+            "http://ts.net.example.com/x",
+            "http://evil-ts.net/x",
+            "http://localhost.example.com/x",
+            "http://idp/x",
+        ];
+        for key in ["jwks_url", "introspection_url"] {
+            for url in allowed {
+                with(key, url).validate().unwrap_or_else(|e| panic!("{key} = {url}: {e}"));
+            }
+            for url in refused {
+                let e = with(key, url).validate().expect_err(url);
+                // Names the key, the value and the fix.
+                assert!(e.starts_with(&format!("oauth.{key} = {url:?} ")), "{e}");
+                assert!(e.ends_with("Use https://"), "{e}");
+            }
+        }
+        let e = with("introspection_url", "http://10.0.0.1/introspect").validate().expect_err("refused");
+        assert!(e.contains("client secret") && e.contains("cleartext"), "{e}");
+        // The same check runs when the validator is built at start.
+        let r = TokenValidator::new(with("jwks_url", "http://example.com/jwks"), Arc::new(TcpConnector));
+        assert!(r.is_err_and(|e| e.contains("oauth.jwks_url")));
+        TokenValidator::new(with("jwks_url", "http://127.0.0.1:1/jwks"), Arc::new(TcpConnector)).expect("loopback");
     }
 }
