@@ -279,16 +279,7 @@ struct TailnetConnector {
 
 impl TailnetConnector {
     fn on_tailnet(&self, host: &str) -> bool {
-        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-            return match ip {
-                // 100.64.0.0/10 (CGNAT range used by tailnets)
-                std::net::IpAddr::V4(v4) => v4.octets()[0] == 100 && (v4.octets()[1] & 0xC0) == 64,
-                // fd7a:115c:a1e0::/48
-                std::net::IpAddr::V6(v6) => v6.segments()[..3] == [0xfd7a, 0x115c, 0xa1e0],
-            };
-        }
-        let h = host.trim_end_matches('.');
-        !self.suffix.is_empty() && (h.ends_with(&format!(".{}", self.suffix)) || !h.contains('.'))
+        crate::tailnet::is_tailnet_host(host, &self.suffix)
     }
 }
 

@@ -6,11 +6,14 @@
 //!   blocks per accept).
 //! - [`Node::whois`] → [`PeerIdentity`]: who is on the other end.
 //! - [`Node::status`] → [`Status`]: this node's view of the tailnet.
+//! - [`is_tailnet_host`], [`is_tailnet_ip`], [`is_magicdns_name`]: which
+//!   hosts are on a tailnet (pure functions, no node needed).
 //! - [`signals::fix_go_signal_handlers`]: the one process-wide fix needed to
 //!   run tokio signal handlers next to the Go runtime.
 //!
 //! This folder and `libtailscale-sys` are the only places with `unsafe`.
 
+mod addr;
 mod ffi;
 mod listener;
 mod log;
@@ -19,6 +22,7 @@ pub mod signals;
 mod status;
 mod whois;
 
+pub use addr::{is_magicdns_name, is_tailnet_host, is_tailnet_ip};
 pub use listener::Listener;
 pub use node::{Node, NodeBuilder, UpInfo};
 pub use status::{PeerStatus, Status};

@@ -135,3 +135,54 @@ async fn token_scopes_never_exceed_the_identity() {
     let w: Value = c.call("whoami", json!({})).await.structured().clone();
     assert_eq!(w["effective_scopes"], json!(["system:read"]));
 }
+
+/// Issue 9: a JWKS or introspection URL over plain http:// to a host that
+/// is neither loopback nor on the tailnet would carry tokens (and the
+/// client secret) in cleartext: `serve` refuses to start, naming the key,
+/// the value and the fix, before it listens.
+#[test]
+fn cleartext_http_to_an_off_tailnet_authorization_server_is_refused_at_start() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (key, url) in [("introspection_url", "http://10.0.0.1/introspect"), ("jwks_url", "http://idp.example.com/jwks")]
+    {
+        let cfg_path = tmp.path().join("tailops.toml");
+        let cfg = format!(
+            "[oauth]\nenabled = true\nauthorization_servers = [\"https://idp.example.com\"]\n{key} = \"{url}\"\n\
+             introspection_client_id = \"tailops\"\nintrospection_client_secret = \"hunter2\"\n"
+        );
+        std::fs::write(&cfg_path, cfg).expect("write config");
+        let mut child = Command::new(ServerProcess::bin())
+            .args(["serve", "--dev-listen", "127.0.0.1:0", "--config"])
+            .arg(&cfg_path)
+            .arg("--state-dir")
+            .arg(tmp.path().join("state"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tailops serve");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{key} = {url:?}: tailops kept running");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+        assert!(!status.success(), "{stderr}");
+        assert!(stderr.contains(&format!("oauth.{key} = \"{url}\"")), "{stderr}");
+        assert!(stderr.contains("Use https://"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+        assert!(!stderr.contains("listen_addr") && !stderr.contains("dev server ready"), "{stderr}");
+    }
+}
