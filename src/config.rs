@@ -337,12 +337,6 @@ impl Config {
                 o.resource = "http://placeholder/mcp".into();
             }
             o.validate().map_err(|message| ConfigError::Invalid { field: "oauth", message })?;
-            if o.jwks_url.is_none() && o.introspection_url.is_none() {
-                return Err(ConfigError::Invalid {
-                    field: "oauth",
-                    message: "set jwks_url or introspection_url".into(),
-                });
-            }
         }
         if self.limits.max_connections == 0 {
             return Err(ConfigError::Invalid { field: "limits.max_connections", message: "must be at least 1".into() });
