@@ -6,6 +6,7 @@
 //! - [`auth`]: identity, scopes, policy, rate limits
 //! - [`mcp`]: the MCP server and its per-call spine
 //! - [`tools`]: the tools, one file per domain
+//! - [`host`]: what the tools observe and change on this host (Docker …)
 //! - [`audit`]: the hash-chained audit log
 //! - [`http`]: the router and the tailnet accept loop
 //! - [`server`]: `tailops serve` put together
@@ -15,6 +16,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod host;
 pub mod http;
 pub mod mcp;
 pub mod sampler;

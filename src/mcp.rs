@@ -52,7 +52,7 @@ pub struct Spine {
     /// Host metrics (None only in unit tests / if it failed to start).
     pub sampler: Option<Arc<crate::sampler::Sampler>>,
     /// The Docker client (connects lazily, reconnects after daemon restarts).
-    pub docker: crate::tools::docker::Docker,
+    pub docker: crate::host::docker::Docker,
 }
 
 impl Spine {
@@ -64,7 +64,7 @@ impl Spine {
     ) -> Self {
         let limiter = Limiter::new(cfg.limits.rate.clone());
         let specs = crate::tools::all_specs().into_iter().map(|s| (s.name, s)).collect();
-        let docker = crate::tools::docker::Docker::new(&cfg.docker);
+        let docker = crate::host::docker::Docker::new(&cfg.docker);
         Self { cfg, audit, limiter, started: Instant::now(), node_name, specs, sampler, docker }
     }
 
