@@ -11,7 +11,7 @@ use bollard::models as m;
 use bollard::query_parameters as qp;
 use serde_json::{Value, json};
 
-use super::config::{DockerConfig, Endpoint};
+use super::config::{DockerConfig, Endpoint, HINT_DOWN};
 use super::limits::{CLIENT_TIMEOUT_SECS, HEALTH_TIMEOUT, HUNG_BACKOFF, SPINE_MARGIN_SECS};
 use super::redact::redact_line;
 use super::refs::container_ref;
@@ -47,9 +47,6 @@ impl std::fmt::Debug for Docker {
         f.debug_struct("Docker").field("cfg", &self.inner.cfg).finish_non_exhaustive()
     }
 }
-
-const HINT_DOWN: &str = "is dockerd running? Set [docker] host (or DOCKER_HOST) if it listens elsewhere; \
-     other tool domains keep working";
 
 pub(super) fn unavailable(message: impl Into<String>) -> ToolError {
     ToolError::unavailable(message, HINT_DOWN)
@@ -113,32 +110,6 @@ impl Docker {
         }
     }
 
-    /// The endpoint to use now: `host`, `DOCKER_HOST`, or the first existing
-    /// socket candidate.
-    fn resolve(&self) -> Result<Endpoint, ToolError> {
-        if let Some(h) = &self.cfg().host {
-            return Endpoint::parse(h).map_err(|e| ToolError::invalid_input(e, "fix [docker] host"));
-        }
-        if let Ok(h) = std::env::var("DOCKER_HOST")
-            && !h.trim().is_empty()
-        {
-            return Endpoint::parse(&h).map_err(|e| {
-                ToolError::unavailable(format!("DOCKER_HOST is not usable: {e}"), "set [docker] host instead")
-            });
-        }
-        let mut tried = Vec::new();
-        for c in &self.cfg().socket_candidates {
-            let Some(c) = Endpoint::expand(c) else { continue };
-            match Endpoint::parse(&c) {
-                Ok(Endpoint::Unix(p)) if p.exists() => return Ok(Endpoint::Unix(p)),
-                Ok(Endpoint::Unix(p)) => tried.push(p.display().to_string()),
-                Ok(tcp) => return Ok(tcp),
-                Err(_) => {}
-            }
-        }
-        Err(unavailable(format!("no Docker socket found ({} candidates tried)", tried.len())))
-    }
-
     /// The shared connection, made (and the API version negotiated) if
     /// there is none.
     pub(super) async fn conn(&self) -> Result<Conn, ToolError> {
@@ -154,7 +125,7 @@ impl Docker {
             if let Some(c) = self.cached() {
                 return Ok(c);
             }
-            let endpoint = self.resolve()?;
+            let endpoint = self.cfg().resolve()?;
             let api = match &endpoint {
                 Endpoint::Unix(p) => bollard::Docker::connect_with_unix(
                     &p.to_string_lossy(),
@@ -333,33 +304,6 @@ fn short(e: &dyn std::fmt::Display) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn socket_candidates_are_tried_in_order() {
-        if std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty()) {
-            return; // DOCKER_HOST wins over candidates; nothing to check here.
-        }
-        let dir = tempfile::tempdir().expect("tmp");
-        let live = dir.path().join("podman.sock");
-        let _l = std::os::unix::net::UnixListener::bind(&live).expect("bind");
-        let cfg = DockerConfig {
-            socket_candidates: vec![
-                format!("unix://{}/missing.sock", dir.path().display()),
-                "unix://${XDG_RUNTIME_DIR}/docker.sock".into(),
-                format!("unix://{}", live.display()),
-            ],
-            ..Default::default()
-        };
-        assert!(cfg.validate().is_ok());
-        assert_eq!(Docker::new(&cfg).resolve().ok(), Some(Endpoint::Unix(live.clone())));
-        let none = DockerConfig { socket_candidates: vec![format!("{}/missing.sock", dir.path().display())], ..cfg };
-        let e = Docker::new(&none).resolve().expect_err("nothing exists");
-        assert_eq!(e.category, ErrorCategory::Unavailable);
-        assert_eq!(
-            Endpoint::expand("unix:///run/podman/podman.sock").as_deref(),
-            Some("unix:///run/podman/podman.sock")
-        );
-    }
 
     #[tokio::test]
     async fn missing_socket_is_unavailable_at_once() {

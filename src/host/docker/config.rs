@@ -5,9 +5,14 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::tools::error::ToolError;
+
 /// Default `socket_candidates`: the rootful socket, rootless Docker, Podman.
 pub const DEFAULT_SOCKET_CANDIDATES: &[&str] =
     &["unix:///var/run/docker.sock", "unix://$XDG_RUNTIME_DIR/docker.sock", "unix:///run/podman/podman.sock"];
+/// What an unreachable daemon's error suggests.
+pub(super) const HINT_DOWN: &str = "is dockerd running? Set [docker] host (or DOCKER_HOST) if it listens elsewhere; \
+     other tool domains keep working";
 /// Config bounds of `timeout_secs` and `pull_timeout_secs`.
 pub const MAX_TIMEOUT_SECS: u64 = 300;
 pub const MAX_PULL_TIMEOUT_SECS: u64 = 3600;
@@ -62,6 +67,32 @@ impl DockerConfig {
         }
         Ok(())
     }
+
+    /// The endpoint to use now: `host`, `DOCKER_HOST`, or the first existing
+    /// socket candidate.
+    pub(super) fn resolve(&self) -> Result<Endpoint, ToolError> {
+        if let Some(h) = &self.host {
+            return Endpoint::parse(h).map_err(|e| ToolError::invalid_input(e, "fix [docker] host"));
+        }
+        if let Ok(h) = std::env::var("DOCKER_HOST")
+            && !h.trim().is_empty()
+        {
+            return Endpoint::parse(&h).map_err(|e| {
+                ToolError::unavailable(format!("DOCKER_HOST is not usable: {e}"), "set [docker] host instead")
+            });
+        }
+        let mut tried = Vec::new();
+        for c in &self.socket_candidates {
+            let Some(c) = Endpoint::expand(c) else { continue };
+            match Endpoint::parse(&c) {
+                Ok(Endpoint::Unix(p)) if p.exists() => return Ok(Endpoint::Unix(p)),
+                Ok(Endpoint::Unix(p)) => tried.push(p.display().to_string()),
+                Ok(tcp) => return Ok(tcp),
+                Err(_) => {}
+            }
+        }
+        Err(ToolError::unavailable(format!("no Docker socket found ({} candidates tried)", tried.len()), HINT_DOWN))
+    }
 }
 
 /// Where the daemon listens.
@@ -112,6 +143,7 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::error::ErrorCategory;
 
     #[test]
     fn endpoints_parse() {
@@ -137,5 +169,32 @@ mod tests {
         assert!(c.exec_enabled);
         assert_eq!(c.pull_timeout_secs, 300);
         assert!(toml::from_str::<DockerConfig>("bogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn socket_candidates_are_tried_in_order() {
+        if std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty()) {
+            return; // DOCKER_HOST wins over candidates; nothing to check here.
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        let live = dir.path().join("podman.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&live).expect("bind");
+        let cfg = DockerConfig {
+            socket_candidates: vec![
+                format!("unix://{}/missing.sock", dir.path().display()),
+                "unix://${XDG_RUNTIME_DIR}/docker.sock".into(),
+                format!("unix://{}", live.display()),
+            ],
+            ..Default::default()
+        };
+        assert!(cfg.validate().is_ok());
+        assert_eq!(cfg.resolve().ok(), Some(Endpoint::Unix(live.clone())));
+        let none = DockerConfig { socket_candidates: vec![format!("{}/missing.sock", dir.path().display())], ..cfg };
+        let e = none.resolve().expect_err("nothing exists");
+        assert_eq!(e.category, ErrorCategory::Unavailable);
+        assert_eq!(
+            Endpoint::expand("unix:///run/podman/podman.sock").as_deref(),
+            Some("unix:///run/podman/podman.sock")
+        );
     }
 }

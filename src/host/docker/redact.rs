@@ -1,7 +1,7 @@
 //! Redaction of what Docker shows: env values, labels, command lines, and
 //! secrets inside free text (log lines, exec output, daemon messages).
-//! Self-contained on purpose: the project-wide `crate::redact` takes its
-//! place later.
+//! Kept whole in this one file so that a single project-wide redaction
+//! module can replace it.
 
 use std::collections::{BTreeMap, HashMap};
 
