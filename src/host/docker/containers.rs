@@ -38,6 +38,7 @@ pub struct ContainerListQuery {
 }
 
 impl Docker {
+    /// Containers as the daemon lists them (`prune` chooses from these too).
     pub(super) async fn list_containers_raw(
         &self,
         c: &Conn,
