@@ -54,7 +54,7 @@ pub struct Config {
     /// Metrics sampling, history and alert rules.
     pub sampler: crate::sampler::SamplerConfig,
     /// Docker connection and limits.
-    pub docker: crate::tools::docker::DockerConfig,
+    pub docker: crate::host::docker::DockerConfig,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

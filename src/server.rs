@@ -25,7 +25,7 @@ use crate::http::{self, Accept, DomainHealth, Endpoint, IdentitySource, OAuthGat
 use crate::mcp::Spine;
 use crate::sampler::{AlertEvent, Sampler};
 use crate::tailnet::Node;
-use crate::tools::docker::Docker;
+use crate::host::docker::Docker;
 use crate::tools::{self, TailopsServer};
 
 /// How to serve.

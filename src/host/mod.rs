@@ -1,6 +1,8 @@
 //! What the tools observe and change on this host, one folder or file per
 //! domain: no MCP routing, no HTTP. The MCP faces of these live in
-//! `tools/`.
+//! `tools/` (`tools/<domain>` for each `host/<domain>`).
+
+pub mod docker;
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ pub struct Host {
     /// Host metrics (None only in tests or when it failed to start).
     pub sampler: Option<Arc<crate::sampler::Sampler>>,
     /// The Docker client (connects lazily, reconnects after daemon restarts).
-    pub docker: crate::tools::docker::Docker,
+    pub docker: docker::Docker,
 }
 
 impl Host {
