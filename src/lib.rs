@@ -15,9 +15,9 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod host;
 pub mod http;
 pub mod mcp;
-pub mod sampler;
 pub mod server;
 pub mod shutdown;
 pub mod tailnet;

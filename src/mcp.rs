@@ -50,7 +50,7 @@ pub struct Spine {
     pub node_name: String,
     pub specs: HashMap<&'static str, ToolSpec>,
     /// Host metrics (None only in unit tests / if it failed to start).
-    pub sampler: Option<Arc<crate::sampler::Sampler>>,
+    pub sampler: Option<Arc<crate::host::sampler::Sampler>>,
     /// The Docker client (connects lazily, reconnects after daemon restarts).
     pub docker: crate::tools::docker::Docker,
 }
@@ -60,7 +60,7 @@ impl Spine {
         cfg: Arc<Config>,
         audit: AuditLog,
         node_name: String,
-        sampler: Option<Arc<crate::sampler::Sampler>>,
+        sampler: Option<Arc<crate::host::sampler::Sampler>>,
     ) -> Self {
         let limiter = Limiter::new(cfg.limits.rate.clone());
         let specs = crate::tools::all_specs().into_iter().map(|s| (s.name, s)).collect();

@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{self, AuditConfig, AuditLog, Event, FsyncPolicy};
 use crate::auth::oauth::{AsyncIo, ConnectFuture, Connector, TcpConnector};
 use crate::config::{Config, FsyncMode};
+use crate::host::sampler::{AlertEvent, Sampler};
 use crate::http::{self, IdentitySource, OAuthGate};
 use crate::mcp::{Spine, TailopsServer};
-use crate::sampler::{AlertEvent, Sampler};
 use crate::tailnet::Node;
 
 /// How to serve.

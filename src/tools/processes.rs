@@ -250,7 +250,7 @@ impl TailopsServer {
         };
         let snap = self.sampler()?.latest();
         let name = input.name.as_deref().map(str::to_lowercase);
-        let mut rows: Vec<&crate::sampler::ProcessSample> = snap
+        let mut rows: Vec<&crate::host::sampler::ProcessSample> = snap
             .processes
             .iter()
             .filter(|p| name.as_deref().is_none_or(|n| p.name.to_lowercase().contains(n)))

@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{ToolError, ToolSpec};
 use crate::auth::scopes::Scope;
-use crate::mcp::TailopsServer;
-use crate::sampler::{
+use crate::host::sampler::{
     AlertRule, AlertsView, CpuSnapshot, DiskSnapshot, History, HistoryError, LoadAvg, MemorySnapshot, Pressure,
     Sampler, Snapshot, Temperature,
 };
+use crate::mcp::TailopsServer;
 
 const fn read(name: &'static str) -> ToolSpec {
     ToolSpec { name, domain: "system", scope: Some(Scope::SystemRead), writes: false }
@@ -100,7 +100,7 @@ pub struct CpuSummary {
 
 /// Builds the overview (also served as the `system://overview` resource).
 pub fn overview(s: &Snapshot, alerts: &AlertsView) -> OverviewOutput {
-    let mut top: Vec<&crate::sampler::ProcessSample> = s.processes.iter().collect();
+    let mut top: Vec<&crate::host::sampler::ProcessSample> = s.processes.iter().collect();
     top.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
     let top_processes = top
         .into_iter()
