@@ -52,7 +52,7 @@ pub struct Config {
     /// Optional OAuth 2.1 resource server (bearer tokens narrow scopes).
     pub oauth: crate::auth::oauth::OAuthConfig,
     /// Metrics sampling, history and alert rules.
-    pub sampler: crate::sampler::SamplerConfig,
+    pub sampler: crate::host::sampler::SamplerConfig,
     /// Docker connection and limits.
     pub docker: crate::host::docker::DockerConfig,
 }

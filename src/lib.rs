@@ -19,7 +19,6 @@ pub mod config;
 pub mod host;
 pub mod http;
 pub mod mcp;
-pub mod sampler;
 pub mod server;
 pub mod shutdown;
 pub mod tailnet;

@@ -23,7 +23,7 @@ use crate::config::{Config, FsyncMode};
 use crate::host::Host;
 use crate::http::{self, Accept, DomainHealth, Endpoint, IdentitySource, OAuthGate};
 use crate::mcp::Spine;
-use crate::sampler::{AlertEvent, Sampler};
+use crate::host::sampler::{AlertEvent, Sampler};
 use crate::tailnet::Node;
 use crate::host::docker::Docker;
 use crate::tools::{self, TailopsServer};

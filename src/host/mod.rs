@@ -3,6 +3,8 @@
 //! `tools/` (`tools/<domain>` for each `host/<domain>`).
 
 pub mod docker;
+pub mod procfs;
+pub mod sampler;
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use std::sync::Arc;
 /// composition root (`server.rs`), cloned cheaply into each MCP session.
 pub struct Host {
     /// Host metrics (None only in tests or when it failed to start).
-    pub sampler: Option<Arc<crate::sampler::Sampler>>,
+    pub sampler: Option<Arc<sampler::Sampler>>,
     /// The Docker client (connects lazily, reconnects after daemon restarts).
     pub docker: docker::Docker,
 }

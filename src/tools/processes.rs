@@ -2,7 +2,8 @@
 //! `process_signal` (`processes:signal`).
 //!
 //! The list comes from the sampler's latest snapshot (no scan in the request
-//! path); `process_info` reads one process live from /proc. Command lines
+//! path); `process_info` reads one process live from /proc (through
+//! [`crate::host::procfs`], as every /proc/PID reader does). Command lines
 //! are redacted (secret-looking arguments). Signals go through `kill(2)`
 //! (rustix), never a shell. Refused: PID 1, this server's own PID, and
 //! kernel threads. After sending, the tool waits (bounded) to report whether
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::TailopsServer;
 use super::input::parse_signal;
 use crate::auth::scopes::Scope;
+use crate::host::procfs;
 use crate::mcp::{ToolError, ToolSpec};
 
 pub const SPECS: &[ToolSpec] = &[
@@ -147,26 +149,6 @@ fn redact_cmdline(args: &[String]) -> Vec<String> {
     }
 }
 
-/// `/proc/PID/status` field in kB → bytes.
-fn status_kb(status: &str, key: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-}
-
-fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
-    status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim)
-}
-
-fn container_id(cgroup: &str) -> Option<String> {
-    cgroup
-        .split(['/', '-', '.', ':'])
-        .find(|seg| seg.len() == 64 && seg.chars().all(|c| c.is_ascii_hexdigit()))
-        .map(str::to_string)
-}
-
 /// Longest a caller may ask to wait for the process to exit.
 pub const MAX_WAIT_MS: u64 = 10_000;
 /// Default wait for the process to exit.
@@ -200,19 +182,6 @@ pub struct SignalOutput {
     pub summary: String,
 }
 
-/// Process state letter and flags from /proc/PID/stat, None if gone.
-fn proc_state(pid: i32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    // Field 9 of stat is flags; after comm it is index 6.
-    let flags = fields.get(6)?.parse().ok()?;
-    Some((state, flags))
-}
-
-const PF_KTHREAD: u64 = 0x0020_0000;
-
 #[tool_router(router = processes_router, vis = "pub(crate)")]
 impl TailopsServer {
     #[tool(
@@ -233,7 +202,7 @@ impl TailopsServer {
         };
         let snap = self.sampler()?.latest();
         let name = input.name.as_deref().map(str::to_lowercase);
-        let mut rows: Vec<&crate::sampler::ProcessSample> = snap
+        let mut rows: Vec<&crate::host::sampler::ProcessSample> = snap
             .processes
             .iter()
             .filter(|p| name.as_deref().is_none_or(|n| p.name.to_lowercase().contains(n)))
@@ -289,63 +258,49 @@ impl TailopsServer {
             ));
         }
         let pid = input.pid;
-        let dir = format!("/proc/{pid}");
-        let status = std::fs::read_to_string(format!("{dir}/status"))
+        // Positive: checked above.
+        let proc_pid = pid.unsigned_abs();
+        let status = procfs::status(proc_pid)
             .map_err(|_| ToolError::not_found(format!("no process {pid}"), "list processes to find the pid"))?;
-        let cmdline: Vec<String> = std::fs::read(format!("{dir}/cmdline"))
-            .map(|b| {
-                b.split(|c| *c == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let uid = status_field(&status, "Uid:").and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok());
+        let cmdline = procfs::cmdline(proc_pid).unwrap_or_default();
         let snap = self.sampler()?.latest();
-        let sample = snap.processes.iter().find(|p| i64::from(p.pid) == i64::from(pid));
+        let sample = snap.processes.iter().find(|p| p.pid == proc_pid);
         let user = sample.and_then(|p| p.user.clone());
-        let cgroup = std::fs::read_to_string(format!("{dir}/cgroup"))
-            .ok()
-            .map(|c| c.lines().map(|l| l.splitn(3, ':').nth(2).unwrap_or(l).to_string()).collect::<Vec<_>>().join(" "));
-        let mut children: Vec<u32> = snap
-            .processes
-            .iter()
-            .filter(|p| p.ppid.map(i64::from) == Some(i64::from(pid)))
-            .map(|p| p.pid)
-            .take(MAX_CHILDREN)
-            .collect();
+        let cgroup = procfs::cgroup(proc_pid).ok();
+        let mut children: Vec<u32> =
+            snap.processes.iter().filter(|p| p.ppid == Some(proc_pid)).map(|p| p.pid).take(MAX_CHILDREN).collect();
         children.sort_unstable();
-        let name = status_field(&status, "Name:").unwrap_or_default().to_string();
-        let state = status_field(&status, "State:").unwrap_or_default().to_string();
-        let fd_count = std::fs::read_dir(format!("{dir}/fd")).ok().map(|d| d.count());
+        let name = status.name.clone().unwrap_or_default();
+        let state = status.state.clone().unwrap_or_default();
+        let fd_count = procfs::fd_count(proc_pid).ok();
         let memory = MemoryBreakdown {
-            rss: status_kb(&status, "VmRSS:"),
-            rss_anon: status_kb(&status, "RssAnon:"),
-            rss_file: status_kb(&status, "RssFile:"),
-            rss_shmem: status_kb(&status, "RssShmem:"),
-            virtual_size: status_kb(&status, "VmSize:"),
-            swap: status_kb(&status, "VmSwap:"),
+            rss: status.vm_rss,
+            rss_anon: status.rss_anon,
+            rss_file: status.rss_file,
+            rss_shmem: status.rss_shmem,
+            virtual_size: status.vm_size,
+            swap: status.vm_swap,
         };
         let summary = format!(
             "{pid} {name} ({state}), {} MiB resident, {} threads",
             memory.rss.unwrap_or(0) >> 20,
-            status_field(&status, "Threads:").unwrap_or("?")
+            status.threads.map_or_else(|| "?".to_owned(), |t| t.to_string())
         );
         Ok(Json(InfoOutput {
             summary,
             pid,
-            ppid: status_field(&status, "PPid:").and_then(|v| v.parse().ok()),
+            ppid: status.ppid,
             name,
             cmdline: redact_cmdline(&cmdline),
-            exe: std::fs::read_link(format!("{dir}/exe")).ok().map(|p| p.display().to_string()),
-            cwd: std::fs::read_link(format!("{dir}/cwd")).ok().map(|p| p.display().to_string()),
-            uid,
+            exe: procfs::exe(proc_pid).ok().map(|p| p.display().to_string()),
+            cwd: procfs::cwd(proc_pid).ok().map(|p| p.display().to_string()),
+            uid: status.uid,
             user,
             state,
-            threads: status_field(&status, "Threads:").and_then(|v| v.parse().ok()),
+            threads: status.threads,
             fd_count,
             memory,
-            container_id: cgroup.as_deref().and_then(container_id),
+            container_id: cgroup.as_deref().and_then(procfs::container_id),
             cgroup,
             start_time_unix: sample.map(|p| p.start_time_unix),
             cpu_percent: sample.map(|p| p.cpu_percent),
@@ -378,6 +333,8 @@ impl TailopsServer {
                 "list processes to find the pid",
             ));
         }
+        // Positive: checked above.
+        let proc_pid = input.pid.unsigned_abs();
         if input.pid == 1 {
             return Err(ToolError::permission_denied(
                 "refusing to signal PID 1 (init)",
@@ -390,13 +347,13 @@ impl TailopsServer {
                 "stop tailops through systemd",
             ));
         }
-        let Some((_, flags)) = proc_state(input.pid) else {
+        let Ok(stat) = procfs::stat(proc_pid) else {
             return Err(ToolError::not_found(format!("no process {}", input.pid), "list processes to find the pid"));
         };
-        if flags & PF_KTHREAD != 0 {
+        if stat.is_kernel_thread() {
             return Err(ToolError::permission_denied(format!("process {} is a kernel thread", input.pid), ""));
         }
-        let name = std::fs::read_to_string(format!("/proc/{}/comm", input.pid)).unwrap_or_default().trim().to_string();
+        let name = procfs::comm(proc_pid).map(|c| c.trim().to_owned()).unwrap_or_default();
         let Some(pid) = rustix::process::Pid::from_raw(input.pid) else {
             return Err(ToolError::invalid_input("pid must be a positive process id", ""));
         };
@@ -414,8 +371,9 @@ impl TailopsServer {
         let deadline = t0 + Duration::from_millis(wait_ms);
         let mut exited = false;
         loop {
-            match proc_state(input.pid) {
-                None | Some(('Z', _)) | Some(('X', _)) => {
+            // Gone, or a zombie (exited, not yet reaped).
+            match procfs::stat(proc_pid).map(|s| s.is_exited()) {
+                Err(_) | Ok(true) => {
                     exited = true;
                     break;
                 }
@@ -442,28 +400,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn container_ids_from_cgroup_paths() {
-        let id = "a".repeat(64);
-        assert_eq!(container_id(&format!("/system.slice/docker-{id}.scope")), Some(id.clone()));
-        assert_eq!(container_id(&format!("/docker/{id}")), Some(id));
-        assert_eq!(container_id("/user.slice/user-0.slice/session-1.scope"), None);
-    }
-
-    #[test]
     fn cmdlines_are_redacted() {
         let args: Vec<String> =
             ["psql", "--password=hunter2", "DB_PASSWORD=x", "-v"].iter().map(|s| s.to_string()).collect();
         let out = redact_cmdline(&args).join(" ");
         assert!(!out.contains("hunter2") && !out.contains("=x"), "{out}");
         assert!(out.starts_with("psql"));
-    }
-
-    #[test]
-    fn reads_own_state_and_kthreadd_flags() {
-        let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
-        let (state, flags) = proc_state(me).unwrap_or(('?', 0));
-        assert!("RS".contains(state), "{state}");
-        assert_eq!(flags & PF_KTHREAD, 0);
-        assert!(proc_state(i32::MAX).is_none());
     }
 }

@@ -14,7 +14,7 @@ use super::TailopsServer;
 use super::input::parse_system_time;
 use crate::auth::scopes::Scope;
 use crate::mcp::{ToolError, ToolSpec};
-use crate::sampler::{
+use crate::host::sampler::{
     AlertRule, AlertsView, CpuSnapshot, DiskSnapshot, History, HistoryError, LoadAvg, MemorySnapshot, Pressure,
     Sampler, Snapshot, Temperature,
 };
@@ -120,7 +120,7 @@ pub struct CpuSummary {
 
 /// Builds the overview (also served as the `system://overview` resource).
 pub fn overview(s: &Snapshot, alerts: &AlertsView) -> OverviewOutput {
-    let mut top: Vec<&crate::sampler::ProcessSample> = s.processes.iter().collect();
+    let mut top: Vec<&crate::host::sampler::ProcessSample> = s.processes.iter().collect();
     top.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
     let top_processes = top
         .into_iter()
