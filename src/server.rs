@@ -21,11 +21,11 @@ use crate::auth::caller::Caller;
 use crate::auth::oauth::{AsyncIo, ConnectFuture, Connector, TcpConnector};
 use crate::config::{Config, FsyncMode};
 use crate::host::Host;
+use crate::host::docker::Docker;
+use crate::host::sampler::{AlertEvent, Sampler};
 use crate::http::{self, Accept, DomainHealth, Endpoint, IdentitySource, OAuthGate};
 use crate::mcp::Spine;
-use crate::host::sampler::{AlertEvent, Sampler};
 use crate::tailnet::Node;
-use crate::host::docker::Docker;
 use crate::tools::{self, TailopsServer};
 
 /// How to serve.

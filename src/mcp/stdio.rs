@@ -39,16 +39,23 @@ where
     const PIPE: usize = 256 * 1024;
     let (to_rmcp, rmcp_in) = tokio::io::duplex(PIPE);
     let (rmcp_out, from_rmcp) = tokio::io::duplex(PIPE);
-    let running = server.serve((rmcp_in, rmcp_out)).await?;
-    let ct = running.cancellation_token();
-
+    // The pumps run before `serve`: it answers `initialize` before it
+    // returns, and that request comes through them.
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(64);
     // One writer owns stdout, so our answers and rmcp's never interleave
     // inside a line.
-    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(64);
     let writer = tokio::spawn(write_lines(out_rx, output));
     let relay = tokio::spawn(relay_lines(from_rmcp, out_tx.clone()));
     let limit = spine.cfg.limits.max_request_body_bytes;
     let pump = tokio::spawn(pump(input, to_rmcp, out_tx, spine, caller, limit));
+    let running = tokio::select! {
+        r = server.serve((rmcp_in, rmcp_out)) => r?,
+        _ = shutdown.cancelled() => {
+            pump.abort();
+            return Ok(());
+        }
+    };
+    let ct = running.cancellation_token();
 
     tokio::select! {
         r = running.waiting() => { r?; }

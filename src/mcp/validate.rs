@@ -4,8 +4,9 @@
 //! from deep inside the router. Generic: it reads the JSON Schema that
 //! schemars generated for the tool, and knows no tool.
 //!
-//! It checks the top level (the object itself, required and unknown
-//! fields, each field's JSON type, integer bounds, inline enums). Anything
+//! It checks the top level (the object itself, required fields, unknown
+//! fields — any field not in the schema, whatever `additionalProperties`
+//! says —, each field's JSON type, integer bounds, inline enums). Anything
 //! deeper that serde still rejects is turned into `invalid_input` by the
 //! call wrapper (without a field path).
 
@@ -37,15 +38,14 @@ pub fn check_args(schema: &Map<String, Value>, args: Option<&Value>) -> Result<(
         }
     }
     for (name, value) in obj {
+        // Every field a tool reads is in its schema; anything else is a
+        // typo or a probe, and silently ignoring it would hide both.
         let Some(prop) = props.and_then(|p| p.get(name)) else {
-            if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
-                let known: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
-                return Err(ToolError::invalid_input(
-                    format!("unknown field `{}`", truncate(name, 64)),
-                    format!("known fields: {}", if known.is_empty() { "none".into() } else { known.join(", ") }),
-                ));
-            }
-            continue;
+            let known: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+            return Err(ToolError::invalid_input(
+                format!("unknown field `{}`", truncate(name, 64)),
+                format!("known fields: {}", if known.is_empty() { "none".into() } else { known.join(", ") }),
+            ));
         };
         check_value(name, prop, value)?;
     }
@@ -230,5 +230,15 @@ mod tests {
         }
         // Absent arguments are an empty object (and here miss `pid`).
         assert!(check_args(&schema(), None).is_err());
+    }
+
+    #[test]
+    fn a_tool_without_parameters_takes_no_fields() {
+        let none = json!({"type": "object", "properties": {}});
+        let none = none.as_object().cloned().unwrap_or_default();
+        assert!(check_args(&none, None).is_ok());
+        assert!(check_args(&none, Some(&json!({}))).is_ok());
+        let e = check_args(&none, Some(&json!({"x": 1}))).err();
+        assert!(e.is_some_and(|e| e.message.contains("unknown field `x`") && e.hint.contains("none")));
     }
 }

@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 use super::TailopsServer;
 use super::input::parse_system_time;
 use crate::auth::scopes::Scope;
-use crate::mcp::{ToolError, ToolSpec};
 use crate::host::sampler::{
     AlertRule, AlertsView, CpuSnapshot, DiskSnapshot, History, HistoryError, LoadAvg, MemorySnapshot, Pressure,
     Sampler, Snapshot, Temperature,
 };
+use crate::mcp::{ToolError, ToolSpec};
 
 const fn read(name: &'static str) -> ToolSpec {
     ToolSpec { name, domain: "system", scope: Some(Scope::SystemRead), writes: false }
