@@ -7,6 +7,7 @@
 //! - [`mcp`]: the MCP server and its per-call spine
 //! - [`tools`]: the tools, one file per domain
 //! - [`audit`]: the hash-chained audit log
+//! - [`redact`]: secret redaction for every output and the audit log
 //! - [`http`]: the router and the tailnet accept loop
 //! - [`server`]: `tailops serve` put together
 //! - [`shutdown`]: graceful stop on SIGINT/SIGTERM
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod mcp;
+pub mod redact;
 pub mod sampler;
 pub mod server;
 pub mod shutdown;
