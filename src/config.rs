@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::audit::AuditConfig;
 use crate::auth::caller::LocalPrincipal;
 use crate::auth::policy::PolicyConfig;
 use crate::auth::ratelimit::RateConfig;
@@ -48,51 +49,13 @@ pub struct Config {
     /// Identity used by `--stdio` and `--dev-listen` (no tailnet there).
     pub local: LocalPrincipal,
     /// Audit log settings.
-    pub audit: AuditSettings,
+    pub audit: AuditConfig,
     /// Optional OAuth 2.1 resource server (bearer tokens narrow scopes).
     pub oauth: crate::auth::oauth::OAuthConfig,
     /// Metrics sampling, history and alert rules.
     pub sampler: crate::host::sampler::SamplerConfig,
     /// Docker connection and limits.
     pub docker: crate::host::docker::DockerConfig,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum FsyncMode {
-    Always,
-    Interval,
-    Never,
-}
-
-/// `[audit]`: the hash-chained JSONL audit log.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuditSettings {
-    /// Log file; default `<state_dir>/audit.jsonl`.
-    pub path: Option<PathBuf>,
-    /// `always` (fsync each record), `interval`, or `never`.
-    pub fsync: FsyncMode,
-    pub fsync_interval_ms: u64,
-    /// Rotate when the file would exceed this many bytes.
-    pub max_bytes: u64,
-    /// Rotated files kept.
-    pub keep: usize,
-    /// Records queued for the writer before `record()` refuses.
-    pub queue: usize,
-}
-
-impl Default for AuditSettings {
-    fn default() -> Self {
-        Self {
-            path: None,
-            fsync: FsyncMode::Interval,
-            fsync_interval_ms: 1000,
-            max_bytes: 64 << 20,
-            keep: 10,
-            queue: 4096,
-        }
-    }
 }
 
 /// Explicit bounds for the HTTP side; all documented in the README.
@@ -157,7 +120,7 @@ impl Default for Config {
             limits: Limits::default(),
             policy: PolicyConfig::default(),
             local: LocalPrincipal::default(),
-            audit: AuditSettings::default(),
+            audit: AuditConfig::default(),
             oauth: Default::default(),
             sampler: Default::default(),
             docker: Default::default(),

@@ -9,6 +9,7 @@
 //! - [`tools`]: the MCP faces, one file or folder per domain
 //! - [`host`]: what the tools observe and change on this host
 //! - [`audit`]: the hash-chained audit log
+//! - [`redact`]: secret redaction for every output and the audit log
 //! - [`server`]: `tailops serve` put together (the composition root)
 //! - [`shutdown`]: graceful stop on SIGINT/SIGTERM
 //! - [`telemetry`]: logging set-up
@@ -19,6 +20,7 @@ pub mod config;
 pub mod host;
 pub mod http;
 pub mod mcp;
+pub mod redact;
 pub mod server;
 pub mod shutdown;
 pub mod tailnet;

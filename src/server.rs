@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 
-use crate::audit::{self, AuditConfig, AuditLog, Event, FsyncPolicy};
+use crate::audit::{self, AuditConfig, AuditLog, Event};
 use crate::auth::caller::Caller;
 use crate::auth::oauth::{AsyncIo, ConnectFuture, Connector, TcpConnector};
-use crate::config::{Config, FsyncMode};
+use crate::config::Config;
 use crate::host::Host;
 use crate::host::docker::Docker;
 use crate::host::sampler::{AlertEvent, Sampler};
@@ -38,22 +38,10 @@ pub enum Mode {
 
 /// Opens the audit log from config (the caller closes it).
 pub async fn open_audit(cfg: &Config) -> anyhow::Result<AuditLog> {
-    let a = &cfg.audit;
-    let fsync = match a.fsync {
-        FsyncMode::Always => FsyncPolicy::Always,
-        FsyncMode::Interval => FsyncPolicy::Interval(Duration::from_millis(a.fsync_interval_ms)),
-        FsyncMode::Never => FsyncPolicy::Never,
-    };
     let path = cfg.audit_path();
-    let (log, _task) = AuditLog::start(AuditConfig {
-        path: path.clone(),
-        fsync,
-        max_bytes: a.max_bytes,
-        keep: a.keep,
-        queue: a.queue,
-    })
-    .await
-    .with_context(|| format!("opening the audit log {}", path.display()))?;
+    let (log, _task) = AuditLog::start(AuditConfig { path: Some(path.clone()), ..cfg.audit.clone() })
+        .await
+        .with_context(|| format!("opening the audit log {}", path.display()))?;
     Ok(log)
 }
 

@@ -141,12 +141,9 @@ pub struct InfoOutput {
     pub children: Vec<u32>,
 }
 
+/// The first [`MAX_ARGS`] arguments, secrets redacted.
 fn redact_cmdline(args: &[String]) -> Vec<String> {
-    let capped: Vec<String> = args.iter().take(MAX_ARGS).cloned().collect();
-    match crate::audit::redact_args(&serde_json::json!(capped)) {
-        serde_json::Value::Array(v) => v.into_iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect(),
-        _ => Vec::new(),
-    }
+    crate::redact::redact_argv(&args[..args.len().min(MAX_ARGS)])
 }
 
 /// Longest a caller may ask to wait for the process to exit.

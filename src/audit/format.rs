@@ -1,0 +1,299 @@
+//! The record format: [`Event`] (what a caller records), [`Record`] (one
+//! line of the log) and the canonical hash chain.
+//!
+//! # Format
+//!
+//! One JSON object per line (JSONL, `\n`-terminated, UTF-8), one line per
+//! [`Record`]. Fields appear in this order (fields whose value is `None` are
+//! omitted):
+//!
+//! ```text
+//! seq, ts, kind, principal, node, source, session, tool, args, decision,
+//! outcome, error_category, duration_ms, detail, prev, hash
+//! ```
+//!
+//! - `seq`: `u64`, `1` for the very first record ever, then strictly `+1` per
+//!   record, across rotated files too. A gap means a missing record.
+//! - `ts`: RFC 3339 UTC with milliseconds, e.g. `2026-01-02T03:04:05.678Z`
+//!   (when [`AuditLog::record`](super::AuditLog::record) was called).
+//! - `kind`: see [`kind`] (`decision`, `tool_call`, `anomaly`, `alert`,
+//!   `lifecycle`).
+//! - `args`: tool arguments, always passed through
+//!   [`redact_args`](crate::redact::redact_args).
+//! - `prev`: the `hash` of the previous record (64 `0`s for the first record
+//!   ever).
+//! - `hash`: lowercase hex SHA-256 of the record's *canonical serialization*.
+//!
+//! # Canonical hash input
+//!
+//! The canonical serialization of a record is the compact `serde_json`
+//! serialization (no whitespace) of the [`Record`] struct with its fields in
+//! declaration order (the order above), `None` fields omitted, and the `hash`
+//! field omitted. `args`/`detail` objects are serialized as `serde_json`
+//! serializes a [`Value`] (as read back from the line itself, so a verifier
+//! never needs to re-order keys).
+//!
+//! Because `hash` is always the last member, the line on disk is exactly the
+//! canonical serialization with `,"hash":"<64 hex>"` inserted before the final
+//! `}`. An external verifier can therefore reproduce the hash without any
+//! JSON library knowledge of ours:
+//!
+//! ```text
+//! line   = {"seq":7,...,"prev":"ab12…","hash":"9f3e…"}
+//! input  = line without its last 75 bytes (`,"hash":"` + 64 hex + `"}`) + "}"
+//! hash   = hex(sha256(input))
+//! ```
+//!
+//! and then check `prev` against the previous line's `hash` and that `seq`
+//! increases by exactly one. [`verify`](super::verify) does this, and
+//! additionally checks that each line is byte-for-byte the serialization of
+//! the record it parses to (`not_canonical` otherwise).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::kind;
+
+/// Longest line (record, without its `\n`) the writer produces, and the
+/// longest line [`verify`](super::verify) accepts. A record that would be
+/// longer has its `args` (then its `detail`) replaced by
+/// `{"truncated": true, "bytes": N}`.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Longest value (in bytes, before JSON escaping) of each string field of a
+/// record (`kind`, `principal`, `tool`, …); longer values are cut at a char
+/// boundary and end with `…`. Together with [`MAX_LINE_BYTES`] this bounds a
+/// line whatever the caller passes.
+pub const MAX_FIELD_BYTES: usize = 512;
+
+/// `prev` of the very first record ever.
+pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Length of the `,"hash":"<64 hex>"}` suffix every line ends with.
+const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;
+
+/// What a caller records. `kind` is one of [`kind`]; everything else is
+/// optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: String,
+    pub principal: Option<String>,
+    pub node: Option<String>,
+    pub source: Option<String>,
+    pub session: Option<String>,
+    pub tool: Option<String>,
+    pub args: Option<Value>,
+    pub decision: Option<String>,
+    pub outcome: Option<String>,
+    pub error_category: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub detail: Option<Value>,
+}
+
+impl Event {
+    /// An event of the given kind with nothing else set.
+    pub fn new(kind: &str) -> Event {
+        Event { kind: kind.to_string(), ..Event::default() }
+    }
+
+    /// A `lifecycle` event with the given detail, e.g.
+    /// `json!({"event": "started"})`.
+    pub fn lifecycle(detail: Value) -> Event {
+        Event { detail: Some(detail), ..Event::new(kind::LIFECYCLE) }
+    }
+}
+
+/// One line of the log. Field order is part of the format (see the module
+/// docs): do not reorder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    pub ts: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+    pub prev: String,
+    /// Omitted from the serialization while empty: serializing a record with
+    /// an empty `hash` yields exactly the canonical hash input.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub hash: String,
+}
+
+impl Record {
+    /// The canonical serialization (the hash input): this record serialized
+    /// without its `hash` field.
+    pub fn canonical(&self) -> Result<String, serde_json::Error> {
+        let mut unhashed = self.clone();
+        unhashed.hash.clear();
+        serde_json::to_string(&unhashed)
+    }
+
+    /// Hex SHA-256 of [`Record::canonical`].
+    pub fn compute_hash(&self) -> Result<String, serde_json::Error> {
+        Ok(sha256_hex(self.canonical()?.as_bytes()))
+    }
+}
+
+/// `ts` of a record: RFC 3339 UTC with milliseconds.
+pub(super) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub(super) fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// The line (without `\n`) and hash of record `seq` for `ev`, chained to
+/// `prev`. String fields are capped at [`MAX_FIELD_BYTES`]; if the line would
+/// still exceed [`MAX_LINE_BYTES`], `args` and then `detail` are replaced by
+/// a stub saying how big they were.
+pub(super) fn encode_line(ev: &Event, seq: u64, ts: &str, prev: &str) -> Result<(Vec<u8>, String), serde_json::Error> {
+    let cap = |s: &Option<String>| s.as_deref().map(cap_str);
+    let mut rec = Record {
+        seq,
+        ts: cap_str(ts),
+        kind: cap_str(&ev.kind),
+        principal: cap(&ev.principal),
+        node: cap(&ev.node),
+        source: cap(&ev.source),
+        session: cap(&ev.session),
+        tool: cap(&ev.tool),
+        args: ev.args.clone(),
+        decision: cap(&ev.decision),
+        outcome: cap(&ev.outcome),
+        error_category: cap(&ev.error_category),
+        duration_ms: ev.duration_ms,
+        detail: ev.detail.clone(),
+        prev: prev.to_string(),
+        hash: String::new(),
+    };
+    let mut canonical = serde_json::to_vec(&rec)?;
+    if canonical.len() + HASH_SUFFIX_LEN - 1 > MAX_LINE_BYTES {
+        rec.args = rec.args.as_ref().map(truncated_stub);
+        canonical = serde_json::to_vec(&rec)?;
+    }
+    if canonical.len() + HASH_SUFFIX_LEN - 1 > MAX_LINE_BYTES {
+        rec.detail = rec.detail.as_ref().map(truncated_stub);
+        canonical = serde_json::to_vec(&rec)?;
+    }
+    let hash = sha256_hex(&canonical);
+    // canonical ends with '}': insert the hash member before it.
+    canonical.pop();
+    canonical.extend_from_slice(b",\"hash\":\"");
+    canonical.extend_from_slice(hash.as_bytes());
+    canonical.extend_from_slice(b"\"}");
+    Ok((canonical, hash))
+}
+
+fn cap_str(s: &str) -> String {
+    if s.len() <= MAX_FIELD_BYTES {
+        return s.to_string();
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn truncated_stub(v: &Value) -> Value {
+    let bytes = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
+    serde_json::json!({"truncated": true, "bytes": bytes})
+}
+
+/// Parses and checks one line by itself (format and hash, not the chain).
+/// The error is `(reason, detail)`, `reason` as in
+/// [`Problem::reason`](super::Problem::reason).
+pub(super) fn check_line(line: &[u8]) -> Result<Record, (&'static str, String)> {
+    if line.len() > MAX_LINE_BYTES {
+        return Err(("line_too_long", format!("{} bytes, limit {MAX_LINE_BYTES}", line.len())));
+    }
+    let rec: Record = serde_json::from_slice(line).map_err(|e| ("bad_json", e.to_string()))?;
+    let suffix = format!(",\"hash\":\"{}\"}}", rec.hash);
+    if rec.hash.len() != 64 || !line.ends_with(suffix.as_bytes()) {
+        return Err(("not_canonical", "the line does not end with a 64-hex-digit \"hash\" member".into()));
+    }
+    let mut input = line[..line.len() - HASH_SUFFIX_LEN].to_vec();
+    input.push(b'}');
+    let computed = sha256_hex(&input);
+    if computed != rec.hash {
+        return Err(("hash_mismatch", format!("recorded {}, computed {computed}", rec.hash)));
+    }
+    let reserialized = serde_json::to_vec(&rec).map_err(|e| ("bad_json", e.to_string()))?;
+    if reserialized != line {
+        return Err(("not_canonical", "the line is not the canonical serialization of its record".into()));
+    }
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::audit::test_support::{call, cfg, lines, path_of, write_n};
+    use crate::audit::{AuditLog, verify};
+
+    #[tokio::test]
+    async fn canonical_form_is_reproducible_externally() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = cfg(dir.path());
+        let path = path_of(&c);
+        write_n(c.clone(), 0, 3).await;
+        let mut prev = GENESIS_PREV.to_string();
+        for line in lines(&path) {
+            let rec: Record = serde_json::from_str(&line).expect("parse");
+            // struct-based definition
+            assert_eq!(rec.compute_hash().expect("hash"), rec.hash);
+            // byte-based definition from the module docs
+            let input = format!("{}}}", &line[..line.len() - 75]);
+            assert_eq!(sha256_hex(input.as_bytes()), rec.hash);
+            assert_eq!(input, rec.canonical().expect("canonical"));
+            assert_eq!(serde_json::to_string(&rec).expect("ser"), line);
+            assert_eq!(rec.prev, prev);
+            prev = rec.hash;
+            assert!(rec.ts.ends_with('Z') && rec.ts.len() == 24, "{}", rec.ts);
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_args_are_truncated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = cfg(dir.path());
+        let path = path_of(&c);
+        let (log, task) = AuditLog::start(c.clone()).await.expect("start");
+        let mut ev = call(1);
+        ev.args = Some(json!({"content": "x".repeat(100_000)}));
+        ev.tool = Some("é".repeat(10_000));
+        log.record(ev).expect("record");
+        log.close().await;
+        task.await.expect("task");
+        let ls = lines(&path);
+        assert!(ls[0].len() <= MAX_LINE_BYTES);
+        let rec: Record = serde_json::from_str(&ls[0]).expect("parse");
+        assert_eq!(rec.args, Some(json!({"truncated": true, "bytes": 100_014})));
+        assert!(rec.tool.expect("tool").len() <= MAX_FIELD_BYTES + 3);
+        assert!(verify(std::slice::from_ref(&path)).expect("verify").ok);
+    }
+}

@@ -1,0 +1,625 @@
+//! The writer thread: queue, appends, fsync policy, health, resume.
+//!
+//! [`AuditLog::start`](super::AuditLog::start) opens (or creates, mode
+//! `0600`, parent directories `0700`) the file in append mode, resumes
+//! `seq`/`prev` from the last valid record, and starts a dedicated writer
+//! thread (tokio `spawn_blocking`) fed by a bounded queue.
+//! [`AuditLog::record`](super::AuditLog::record) never blocks: when the queue
+//! is full it fails at once and the log is marked unhealthy. Write or fsync
+//! failures also mark the log unhealthy; the writer retries on the next
+//! record (re-opening the file) and becomes healthy again after a successful
+//! write. Records lost to a full queue or a failed write are counted and
+//! announced by a record (`anomaly` `{"event":"dropped",…}` or `lifecycle`
+//! `{"event":"recovered",…}`) once writing works again — they never get a
+//! `seq`, so no gap is created.
+//!
+//! If the last line of an existing file is not a valid record (a crash in the
+//! middle of a write), the chain resumes from the last valid record and a
+//! `lifecycle` record `{"event":"recovered","note":…}` is written first. The
+//! broken line stays in the file and [`verify`](super::verify) reports it:
+//! that is intended.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::format::{Event, GENESIS_PREV, Record, check_line, encode_line, now_rfc3339};
+use super::rotate::{rotated_path, shift_files};
+use super::{AuditConfig, FsyncMode, kind};
+use crate::redact::redact_args;
+
+/// How far back from the end of an existing file start-up looks for the last
+/// valid record to resume the chain from.
+pub const RESUME_SCAN_BYTES: u64 = 1024 * 1024;
+
+/// State shared between the handles and the writer.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) healthy: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    /// Records refused because the queue was full, not yet announced.
+    pub(super) dropped_queue: AtomicU64,
+}
+
+impl Shared {
+    pub(super) fn new() -> Shared {
+        Shared { healthy: AtomicBool::new(true), last_error: Mutex::new(None), dropped_queue: AtomicU64::new(0) }
+    }
+
+    pub(super) fn set_error(&self, msg: String) {
+        self.healthy.store(false, Ordering::SeqCst);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
+    }
+
+    /// Remembers an error without changing health (e.g. a failed rotation
+    /// after which writing went on in the old file).
+    fn note_error(&self, msg: String) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
+    }
+
+    fn set_healthy(&self) {
+        self.healthy.store(true, Ordering::SeqCst);
+    }
+
+    pub(super) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+pub(super) type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// What the handles send the writer.
+pub(super) enum Msg {
+    Record(Box<Event>, String),
+    Flush(Ack),
+    Close(Ack),
+}
+
+pub(super) struct Writer {
+    /// The current file (`cfg.path`, resolved).
+    path: PathBuf,
+    cfg: AuditConfig,
+    shared: Arc<Shared>,
+    file: Option<File>,
+    size: u64,
+    next_seq: u64,
+    prev: String,
+    dirty: bool,
+    last_sync: Instant,
+    /// Records lost to failed writes, not yet announced.
+    dropped_write: u64,
+    /// The write error that made us drop records, announced on recovery.
+    write_error: Option<String>,
+}
+
+/// Where the chain resumes.
+struct Resume {
+    next_seq: u64,
+    prev: String,
+    /// Set when the file ends in something that is not a valid record.
+    note: Option<String>,
+}
+
+impl Writer {
+    pub(super) fn open(path: PathBuf, cfg: AuditConfig, shared: Arc<Shared>) -> io::Result<Writer> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+        }
+        let resume = resume_state(&path)?;
+        let mut w = Writer {
+            path,
+            cfg,
+            shared,
+            file: None,
+            size: 0,
+            next_seq: resume.next_seq,
+            prev: resume.prev,
+            dirty: false,
+            last_sync: Instant::now(),
+            dropped_write: 0,
+            write_error: None,
+        };
+        w.ensure_open()?;
+        if let Some(note) = resume.note {
+            tracing::warn!(%note, "audit log: recovered from a broken last record");
+            let ev = Event::lifecycle(serde_json::json!({"event": "recovered", "note": note}));
+            w.append(&ev, &now_rfc3339())?;
+            w.sync_if_due(true)?;
+        }
+        Ok(w)
+    }
+
+    fn fsync_interval(&self) -> Duration {
+        Duration::from_millis(self.cfg.fsync_interval_ms)
+    }
+
+    pub(super) fn run(mut self, rx: Receiver<Msg>) {
+        loop {
+            let msg = match (self.dirty, self.cfg.fsync) {
+                (true, FsyncMode::Interval) => {
+                    let wait = self.fsync_interval().saturating_sub(self.last_sync.elapsed());
+                    match rx.recv_timeout(wait) {
+                        Ok(m) => m,
+                        Err(RecvTimeoutError::Timeout) => {
+                            let r = self.sync();
+                            self.report(r);
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                _ => match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            };
+            match msg {
+                Msg::Record(ev, ts) => {
+                    let r = self.write_event(&ev, &ts);
+                    self.report(r);
+                }
+                Msg::Flush(ack) => {
+                    let _ = ack.send(self.flush());
+                }
+                Msg::Close(ack) => {
+                    let _ = ack.send(self.flush());
+                    return;
+                }
+            }
+        }
+        let _ = self.flush();
+    }
+
+    fn report(&self, r: io::Result<()>) {
+        match r {
+            Ok(()) => self.shared.set_healthy(),
+            Err(e) => {
+                tracing::error!(error = %e, path = %self.path.display(), "audit log write failed");
+                self.shared.set_error(format!("{}: {e}", self.path.display()));
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        let r = self
+            .announce_drops()
+            .and_then(|()| if self.cfg.fsync != FsyncMode::Never && self.dirty { self.sync() } else { Ok(()) });
+        match r {
+            Ok(()) => {
+                if self.shared.dropped_queue.load(Ordering::SeqCst) == 0 {
+                    self.shared.set_healthy();
+                }
+            }
+            Err(e) => self.report(Err(e)),
+        }
+        if self.shared.healthy.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(self.shared.last_error().unwrap_or_else(|| "audit log unhealthy".into()))
+        }
+    }
+
+    /// Writes one caller event, first announcing any dropped records.
+    fn write_event(&mut self, ev: &Event, ts: &str) -> io::Result<()> {
+        let r = self.announce_drops().and_then(|()| {
+            let mut ev = ev.clone();
+            ev.args = ev.args.as_ref().map(redact_args);
+            self.append(&ev, ts)
+        });
+        if let Err(e) = &r {
+            self.dropped_write += 1;
+            if self.write_error.is_none() {
+                self.write_error = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    /// Writes the `recovered` / `dropped` notices owed, if any.
+    fn announce_drops(&mut self) -> io::Result<()> {
+        self.ensure_open()?;
+        if let Some(err) = &self.write_error {
+            let ev = Event::lifecycle(serde_json::json!({
+                "event": "recovered",
+                "note": format!("writing resumed after error: {err}"),
+                "dropped": self.dropped_write,
+            }));
+            self.append(&ev, &now_rfc3339())?;
+            self.write_error = None;
+            self.dropped_write = 0;
+        }
+        let queued = self.shared.dropped_queue.swap(0, Ordering::SeqCst);
+        if queued > 0 {
+            let mut ev = Event::new(kind::ANOMALY);
+            ev.detail = Some(serde_json::json!({
+                "event": "dropped", "reason": "queue_full", "count": queued,
+            }));
+            if let Err(e) = self.append(&ev, &now_rfc3339()) {
+                self.shared.dropped_queue.fetch_add(queued, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the file if it is not open (after start-up or a failed write).
+    fn ensure_open(&mut self) -> io::Result<()> {
+        if self.file.is_some() {
+            return Ok(());
+        }
+        let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+        let meta = file.metadata()?;
+        let mut size = meta.len();
+        if meta.is_file() && size > 0 {
+            // Never glue a record onto a partial line.
+            let mut last = [0u8; 1];
+            let mut reader = File::open(&self.path)?;
+            reader.seek(SeekFrom::Start(size - 1))?;
+            reader.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+                size += 1;
+            }
+        }
+        self.file = Some(file);
+        self.size = size;
+        Ok(())
+    }
+
+    /// Appends one record (rotating first if needed) and applies the fsync
+    /// policy. On a write error the file is closed, the partial line removed if
+    /// possible, and `seq`/`prev` do not advance.
+    fn append(&mut self, ev: &Event, ts: &str) -> io::Result<()> {
+        let (mut line, mut hash) = self.build_line(ev, ts)?;
+        if self.size > 0 && self.size + line.len() as u64 + 1 > self.cfg.max_bytes {
+            match self.rotate() {
+                Ok(from) => {
+                    let rotated = Event::lifecycle(serde_json::json!({
+                        "event": "rotated", "from": from,
+                    }));
+                    let (l, h) = self.build_line(&rotated, &now_rfc3339())?;
+                    self.write_line(l, h)?;
+                    (line, hash) = self.build_line(ev, ts)?;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "audit log rotation failed; continuing in the current file");
+                    self.shared.note_error(format!("rotation failed: {e}"));
+                    self.ensure_open()?;
+                }
+            }
+        }
+        self.write_line(line, hash)?;
+        self.sync_if_due(false)
+    }
+
+    fn write_line(&mut self, mut line: Vec<u8>, hash: String) -> io::Result<()> {
+        line.push(b'\n');
+        let Some(file) = self.file.as_mut() else {
+            return Err(io::Error::other("audit file is not open"));
+        };
+        if let Err(e) = file.write_all(&line) {
+            // Remove a partial line if we can; re-open on the next record.
+            let _ = file.set_len(self.size);
+            self.file = None;
+            return Err(e);
+        }
+        self.size += line.len() as u64;
+        self.next_seq += 1;
+        self.prev = hash;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn sync_if_due(&mut self, force: bool) -> io::Result<()> {
+        let due = match self.cfg.fsync {
+            FsyncMode::Always => true,
+            FsyncMode::Interval => force || self.last_sync.elapsed() >= self.fsync_interval(),
+            FsyncMode::Never => false,
+        };
+        if due && self.dirty { self.sync() } else { Ok(()) }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.last_sync = Instant::now();
+        if let Some(file) = &self.file {
+            file.sync_data()?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Serializes the next record for `ev`: `(line without \n, hash)`.
+    fn build_line(&self, ev: &Event, ts: &str) -> io::Result<(Vec<u8>, String)> {
+        Ok(encode_line(ev, self.next_seq, ts, &self.prev)?)
+    }
+
+    /// Closes the current file, shifts the files (see [`shift_files`]) and
+    /// opens the new current file; returns the name the old file now has
+    /// (`None` when `keep` is 0 and it was deleted).
+    fn rotate(&mut self) -> io::Result<Option<String>> {
+        if self.cfg.fsync != FsyncMode::Never && self.dirty {
+            self.sync()?;
+        }
+        self.file = None;
+        let from = shift_files(&self.path, self.cfg.keep)?;
+        if self.cfg.fsync != FsyncMode::Never
+            && let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        self.ensure_open()?;
+        Ok(from)
+    }
+}
+
+/// Finds where the chain resumes for the log at `path`: the last valid record
+/// of `path`, or of `path.1` when `path` holds none (a crash right after a
+/// rotation).
+fn resume_state(path: &Path) -> io::Result<Resume> {
+    let (last, note) = last_valid_record(path)?;
+    if let Some(rec) = last {
+        return Ok(Resume { next_seq: rec.seq.saturating_add(1), prev: rec.hash, note });
+    }
+    if note.is_none() {
+        let (last1, note1) = last_valid_record(&rotated_path(path, 1))?;
+        if let Some(rec) = last1 {
+            return Ok(Resume { next_seq: rec.seq.saturating_add(1), prev: rec.hash, note: note1 });
+        }
+    }
+    Ok(Resume { next_seq: 1, prev: GENESIS_PREV.to_string(), note })
+}
+
+/// The last valid record in the final [`RESUME_SCAN_BYTES`] of a regular
+/// file, and a note if anything after it is not a valid record.
+fn last_valid_record(path: &Path) -> io::Result<(Option<Record>, Option<String>)> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, None)),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_file() || meta.len() == 0 {
+        return Ok((None, None));
+    }
+    let len = meta.len();
+    let start = len.saturating_sub(RESUME_SCAN_BYTES);
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    file.take(len - start).read_to_end(&mut buf)?;
+    let mut lines: Vec<&[u8]> = buf.split(|b| *b == b'\n').collect();
+    if buf.last() == Some(&b'\n') {
+        lines.pop();
+    }
+    // The first piece may be the tail of a line cut by the scan window.
+    let skip_first = start > 0;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut bad: Option<String> = None;
+    for (i, line) in lines.iter().enumerate().rev() {
+        if i == 0 && skip_first {
+            break;
+        }
+        match check_line(line) {
+            Ok(rec) => {
+                let note = bad.map(|reason| {
+                    format!("{name} ended in an invalid record ({reason}); chain resumed from seq {}", rec.seq)
+                });
+                return Ok((Some(rec), note));
+            }
+            Err((reason, detail)) => {
+                if bad.is_none() {
+                    bad = Some(format!("{reason}: {detail}"));
+                }
+            }
+        }
+    }
+    let note = bad.map(|reason| {
+        format!("{name} has no valid record in its last {} bytes ({reason}); a new chain starts here", len - start)
+    });
+    Ok((None, note))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{self, OpenOptions};
+    use std::io::{self, Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use crate::audit::test_support::{call, cfg, lines, path_of, records, write_n};
+    use crate::audit::{AuditConfig, AuditError, AuditLog, FsyncMode, Record, kind, verify};
+
+    #[tokio::test]
+    async fn restart_resumes_seq_and_prev() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { fsync: FsyncMode::Always, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        write_n(c.clone(), 0, 10).await;
+        write_n(c.clone(), 10, 10).await;
+        let recs = records(&path);
+        assert_eq!(recs.len(), 20);
+        assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
+        assert_eq!(recs[10].prev, recs[9].hash);
+        let r = verify(std::slice::from_ref(&path)).expect("verify");
+        assert!(r.ok && r.records == 20, "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn truncated_last_line_is_recovered_and_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = cfg(dir.path());
+        let path = path_of(&c);
+        write_n(c.clone(), 0, 5).await;
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(b"{\"seq\":6,\"ts\":\"2026-01-").expect("write");
+        drop(f);
+        write_n(c.clone(), 5, 2).await;
+
+        let ls = lines(&path);
+        assert_eq!(ls.len(), 9);
+        let recovered: Record = serde_json::from_str(&ls[6]).expect("parse");
+        let fifth: Record = serde_json::from_str(&ls[4]).expect("parse");
+        assert_eq!(recovered.kind, kind::LIFECYCLE);
+        assert_eq!(recovered.seq, 6);
+        assert_eq!(recovered.prev, fifth.hash);
+        let detail = recovered.detail.expect("detail");
+        assert_eq!(detail["event"], "recovered");
+        assert!(detail["note"].as_str().is_some_and(|n| n.contains("resumed from seq 5")), "{detail}");
+
+        let r = verify(std::slice::from_ref(&path)).expect("verify");
+        assert_eq!(r.records, 5);
+        let p = r.first_problem.expect("problem");
+        assert_eq!((p.line, p.seq, p.reason.as_str()), (6, None, "bad_json"));
+        // Everything after the broken line chains on from seq 5.
+        fs::write(&path, [&ls[..5], &ls[6..]].concat().join("\n") + "\n").expect("write");
+        let r = verify(std::slice::from_ref(&path)).expect("verify");
+        assert!(r.ok && r.records == 8, "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = cfg(&dir.path().join("a/b"));
+        let path = path_of(&c);
+        write_n(c.clone(), 0, 1).await;
+        let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+    }
+
+    #[tokio::test]
+    async fn interval_fsync_and_flush() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { fsync: FsyncMode::Interval, fsync_interval_ms: 20, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        let (log, task) = AuditLog::start(c.clone()).await.expect("start");
+        log.record(call(1)).expect("record");
+        log.flush().await.expect("flush");
+        assert_eq!(lines(&path).len(), 1);
+        log.record(call(2)).expect("record");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(lines(&path).len(), 2);
+        assert!(log.is_healthy());
+        let other = log.clone();
+        log.close().await;
+        task.await.expect("task");
+        assert!(matches!(other.record(call(3)), Err(AuditError::Closed)));
+        assert!(!other.is_healthy());
+        assert!(matches!(other.flush().await, Err(AuditError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn queue_full_fails_fast_and_marks_unhealthy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { queue: 4, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        // A FIFO nobody drains: the writer blocks once the pipe buffer fills.
+        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo");
+        let reader = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path).expect("open fifo");
+        let (log, task) = AuditLog::start(c.clone()).await.expect("start");
+        let mut accepted = 0u64;
+        let mut full = false;
+        for i in 0..100_000 {
+            match log.record(call(i)) {
+                Ok(()) => accepted += 1,
+                Err(AuditError::QueueFull) => {
+                    full = true;
+                    break;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert!(full, "queue never filled after {accepted} records");
+        assert!(!log.is_healthy());
+        assert!(log.last_error().is_some_and(|e| e.contains("queue full")));
+
+        // Drain the FIFO until the writer caught up and reported healthy.
+        let drain = std::thread::spawn(move || {
+            let mut reader = reader;
+            let mut out = Vec::new();
+            let mut buf = [0u8; 65536];
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                match reader.read(&mut buf) {
+                    Ok(0) => break, // writer closed
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            out
+        });
+        log.record(call(1_000_000)).ok();
+        log.flush().await.ok();
+        log.record(call(1_000_001)).expect("record after drain");
+        log.flush().await.expect("flush");
+        assert!(log.is_healthy());
+        log.close().await;
+        task.await.expect("task");
+        let out = drain.join().expect("drain");
+        let text = String::from_utf8(out).expect("utf8");
+        let recs: Vec<Record> = text.lines().map(|l| serde_json::from_str(l).expect("parse")).collect();
+        let dropped = recs.iter().find(|r| r.kind == kind::ANOMALY).expect("dropped notice");
+        assert_eq!(dropped.detail.as_ref().expect("detail")["event"], "dropped");
+        // The chain has no gap: dropped records never got a seq.
+        for w in recs.windows(2) {
+            assert_eq!(w[1].seq, w[0].seq + 1);
+            assert_eq!(w[1].prev, w[0].hash);
+        }
+    }
+
+    #[tokio::test]
+    async fn write_failure_marks_unhealthy_until_writing_works() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = cfg(dir.path());
+        let path = path_of(&c);
+        // Writing to /dev/full fails with ENOSPC, a real disk-full error, even
+        // as root.
+        std::os::unix::fs::symlink("/dev/full", &path).expect("symlink");
+        let (log, task) = AuditLog::start(c.clone()).await.expect("start");
+        assert!(log.is_healthy());
+        log.record(call(1)).expect("queued");
+        assert!(log.flush().await.is_err());
+        assert!(!log.is_healthy());
+        let err = log.last_error().expect("error");
+        assert!(err.contains("No space left"), "{err}");
+        log.record(call(2)).expect("queued");
+        assert!(log.flush().await.is_err());
+        assert!(!log.is_healthy());
+
+        // The disk "has room again": the next record re-opens the path.
+        fs::remove_file(&path).expect("rm symlink");
+        log.record(call(3)).expect("queued");
+        log.flush().await.expect("healthy again");
+        assert!(log.is_healthy());
+        log.close().await;
+        task.await.expect("task");
+        let recs = records(&path);
+        assert_eq!(recs.len(), 2);
+        let detail = recs[0].detail.as_ref().expect("detail");
+        assert_eq!(detail["event"], "recovered");
+        assert_eq!(detail["dropped"], 2);
+        assert_eq!(recs[1].tool.as_deref(), Some("tool-3"));
+        assert!(verify(std::slice::from_ref(&path)).expect("verify").ok);
+    }
+
+    #[tokio::test]
+    async fn dev_full_directly() {
+        let c =
+            AuditConfig { path: Some(PathBuf::from("/dev/full")), fsync: FsyncMode::Always, ..AuditConfig::default() };
+        let (log, task) = AuditLog::start(c).await.expect("start");
+        log.record(call(1)).expect("queued");
+        assert!(matches!(log.flush().await, Err(AuditError::Unhealthy(_))));
+        assert!(!log.is_healthy());
+        log.close().await;
+        task.await.expect("task");
+    }
+}
