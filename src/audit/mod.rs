@@ -31,10 +31,6 @@ pub use verify::{Problem, VerifyReport, verify};
 pub use writer::RESUME_SCAN_BYTES;
 use writer::{Msg, Shared, Writer};
 
-// Temporary: src/tools/docker.rs (being moved by another helper) still calls
-// these as `crate::audit::…`. Delete this line once it calls `crate::redact`.
-pub(crate) use crate::redact::{is_secret_name, redact_args};
-
 /// Record kinds.
 pub mod kind {
     /// An authorization decision (allow/deny) for a request or tool call.

@@ -9,9 +9,9 @@ use futures::StreamExt;
 use super::client::Docker;
 use super::config::Endpoint;
 use super::convert::{name_of, state_view};
-use super::redact::redact_line;
 use super::types::ExecOutput;
 use crate::mcp::contract::{ErrorCategory, ToolError};
+use crate::redact::redact_text;
 
 /// A `container_exec` request, checked by the caller: a non-empty argv of
 /// bounded size without NUL, a working directory and user without control
@@ -51,18 +51,6 @@ impl ExecCollector {
             self.stdout.extend_from_slice(take);
         }
     }
-}
-
-fn redact_text(s: &str, reveal: bool) -> String {
-    if reveal {
-        return s.to_string();
-    }
-    let mut out: Vec<String> = s.split('\n').map(redact_line).collect();
-    if s.ends_with('\n') {
-        out.pop();
-        out.push(String::new());
-    }
-    out.join("\n")
 }
 
 /// Whether `pid` (host PID) belongs to the container `id`, by its cgroup.
