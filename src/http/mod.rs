@@ -45,7 +45,7 @@ use crate::tailnet::Node;
 pub use gate::SessionOwners;
 pub use hosts::allowed_hosts;
 pub use oauth::OAuthGate;
-pub use serve::{Accept, serve};
+pub use serve::{Accept, ConnCounters, ConnCounts, serve};
 
 /// Where callers' identities come from.
 pub enum IdentitySource {
