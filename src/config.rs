@@ -17,6 +17,10 @@ use crate::auth::ratelimit::RateConfig;
 /// Default app-capability name carried by ACL grants for tailops.
 pub const DEFAULT_CAPABILITY: &str = "tailops.dev/cap/tailops";
 
+/// Upper bound of the connection timeouts (one day): longer is no bound at
+/// all, and `Instant + Duration` overflows (a panic) on absurd values.
+pub const MAX_CONN_TIMEOUT_SECS: u64 = 86_400;
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -64,14 +68,25 @@ pub struct Config {
 pub struct Limits {
     /// Connections served at once; more wait in the listener queue.
     pub max_connections: usize,
+    /// Connections one peer address (IP) may hold at once; more are
+    /// answered 429 and closed, so one peer cannot take every slot.
+    pub max_connections_per_peer: usize,
+    /// Seconds a new connection may stay silent before it is closed.
+    pub first_byte_timeout_secs: u64,
     /// Seconds a WhoIs lookup may take before the request is refused.
     pub whois_timeout_secs: u64,
     /// Seconds a connection's identity (WhoIs + grants) is reused before it
     /// is looked up again: the longest a revoked grant keeps working on a
     /// kept-alive connection.
     pub identity_ttl_secs: u64,
-    /// Seconds a client may take to send request headers.
+    /// Seconds a client may take to send request headers (HTTP/1; also
+    /// bounds the wait for the next request on a kept-alive connection).
     pub header_read_timeout_secs: u64,
+    /// Seconds from a request's headers to the end of its body; a body
+    /// still arriving then fails the request (408 on `/mcp`).
+    pub body_read_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in flight.
+    pub idle_timeout_secs: u64,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_grace_secs: u64,
     /// Largest MCP request body accepted, in bytes.
@@ -90,9 +105,13 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 512,
+            max_connections_per_peer: 64,
+            first_byte_timeout_secs: 10,
             whois_timeout_secs: 5,
             identity_ttl_secs: 30,
             header_read_timeout_secs: 30,
+            body_read_timeout_secs: 30,
+            idle_timeout_secs: 120,
             shutdown_grace_secs: 10,
             max_request_body_bytes: 1 << 20,
             max_sessions_per_principal: 16,
@@ -100,6 +119,37 @@ impl Default for Limits {
             tool_timeout_secs: 60,
             rate: RateConfig::default(),
         }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid { field: "limits.max_connections", message: "must be at least 1".into() });
+        }
+        if self.max_connections_per_peer == 0 || self.max_connections_per_peer > self.max_connections {
+            return Err(ConfigError::Invalid {
+                field: "limits.max_connections_per_peer",
+                message: format!(
+                    "must be 1..={} (at most limits.max_connections; lower both together)",
+                    self.max_connections
+                ),
+            });
+        }
+        for (field, v) in [
+            ("limits.first_byte_timeout_secs", self.first_byte_timeout_secs),
+            ("limits.header_read_timeout_secs", self.header_read_timeout_secs),
+            ("limits.body_read_timeout_secs", self.body_read_timeout_secs),
+            ("limits.idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if !(1..=MAX_CONN_TIMEOUT_SECS).contains(&v) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: format!("must be 1..={MAX_CONN_TIMEOUT_SECS} seconds"),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -301,10 +351,7 @@ impl Config {
             }
             o.validate().map_err(|message| ConfigError::Invalid { field: "oauth", message })?;
         }
-        if self.limits.max_connections == 0 {
-            return Err(ConfigError::Invalid { field: "limits.max_connections", message: "must be at least 1".into() });
-        }
-        Ok(())
+        self.limits.validate()
     }
 
     /// The state dir to use: configured, else systemd's `$STATE_DIRECTORY`,
@@ -365,7 +412,11 @@ mod tests {
     fn flags_override_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tailops.toml");
-        std::fs::write(&path, "hostname = \"fromfile\"\nport = 8080\n[limits]\nmax_connections = 3\n").expect("write");
+        std::fs::write(
+            &path,
+            "hostname = \"fromfile\"\nport = 8080\n[limits]\nmax_connections = 3\nmax_connections_per_peer = 2\n",
+        )
+        .expect("write");
         let cfg = Config::load(Some(&path), Overrides { hostname: Some("fromflag".into()), ..Default::default() })
             .expect("load");
         assert_eq!(cfg.hostname, "fromflag");
@@ -389,6 +440,52 @@ mod tests {
         let err = Config::load(None, Overrides { advertise_tags: Some(vec!["prod".into()]), ..Default::default() })
             .expect_err("tag without prefix");
         assert!(err.to_string().contains("tag:name"), "{err}");
+    }
+
+    fn limits_from(toml_limits: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tailops.toml");
+        std::fs::write(&path, format!("[limits]\n{toml_limits}\n")).expect("write");
+        Config::load(Some(&path), Overrides::default())
+    }
+
+    #[test]
+    fn connection_limit_defaults() {
+        let l = Limits::default();
+        assert_eq!((l.max_connections, l.max_connections_per_peer, l.first_byte_timeout_secs), (512, 64, 10));
+        assert_eq!((l.header_read_timeout_secs, l.body_read_timeout_secs, l.idle_timeout_secs), (30, 30, 120));
+        Config::default().validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn connection_timeouts_are_checked_at_their_edges() {
+        for key in
+            ["first_byte_timeout_secs", "header_read_timeout_secs", "body_read_timeout_secs", "idle_timeout_secs"]
+        {
+            for ok in [1, MAX_CONN_TIMEOUT_SECS] {
+                limits_from(&format!("{key} = {ok}")).unwrap_or_else(|e| panic!("{key} = {ok}: {e}"));
+            }
+            for bad in [0, MAX_CONN_TIMEOUT_SECS + 1, u64::MAX >> 1] {
+                let err = limits_from(&format!("{key} = {bad}")).expect_err(key);
+                assert!(err.to_string().contains(key), "{key} = {bad}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn per_peer_cap_is_checked_at_its_edges() {
+        let field = "max_connections_per_peer";
+        for ok in [1, 3, 4] {
+            let cfg = limits_from(&format!("max_connections = 4\n{field} = {ok}")).expect("in range");
+            assert_eq!(cfg.limits.max_connections_per_peer, ok);
+        }
+        for bad in [0, 5] {
+            let err = limits_from(&format!("max_connections = 4\n{field} = {bad}")).expect_err("out of range");
+            assert!(err.to_string().contains(field) && err.to_string().contains("1..=4"), "{bad}: {err}");
+        }
+        // The default cap (64) is over a small max_connections: say so.
+        let err = limits_from("max_connections = 8").expect_err("64 > 8");
+        assert!(err.to_string().contains(field), "{err}");
     }
 
     #[test]

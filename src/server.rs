@@ -145,7 +145,9 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
     let app = http::router(spine.clone(), site.identity, oauth, endpoint, make_server, domain_health, shutdown.clone());
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
     tracing::info!(url = %site.url, "serving MCP");
-    http::serve(listener, app, &p.cfg.limits, shutdown).await;
+    // Connection-limit counters: logged when serving stops; for export (metrics).
+    let conn_counters = Arc::new(http::ConnCounters::default());
+    http::serve(listener, app, &p.cfg.limits, conn_counters, shutdown).await;
     housekeeping.abort();
     Ok(())
 }

@@ -175,6 +175,14 @@ pub(super) async fn mcp_gate(State(state): State<AppState>, mut req: Request, ne
     let limit = spine.cfg.limits.max_request_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
+        Err(e) if super::serve::is_body_timeout(&e) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                &format!("request body not complete within {} s", spine.cfg.limits.body_read_timeout_secs),
+                "send the whole body at once (limits.body_read_timeout_secs)",
+            );
+        }
         Err(_) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -4,7 +4,8 @@
 //! spine's (`mcp::Spine::admit`), rendered here as HTTP statuses.
 //!
 //! Middleware order, outermost first:
-//! 1. connection info (remote addr; set by the accept loop, [`serve`]),
+//! 1. connection info (remote addr; set by the accept loop, [`serve`], which
+//!    also bounds connections: per-peer cap, first-byte, body and idle deadlines),
 //! 2. [`identify`]: Host check ([`hosts`]), then WhoIs once per connection →
 //!    [`Caller`](crate::auth::caller::Caller) (deny by default: an unidentifiable peer gets 403),
 //! 3. [`gate`] (on `/mcp` only): repeated-denial block, OAuth token,
@@ -45,7 +46,7 @@ use crate::tailnet::Node;
 pub use gate::SessionOwners;
 pub use hosts::allowed_hosts;
 pub use oauth::OAuthGate;
-pub use serve::{Accept, serve};
+pub use serve::{Accept, ConnCounters, ConnCounts, serve};
 
 /// Where callers' identities come from.
 pub enum IdentitySource {

@@ -5,6 +5,7 @@
 mod support;
 
 mod clients;
+mod conn;
 mod docker;
 mod mcp;
 mod oauth;
