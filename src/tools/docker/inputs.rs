@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::parse::parse_time;
+use crate::tools::input::parse_time;
 use crate::host::docker::limits::{DEFAULT_STOP_SECS, MAX_ARGV, MAX_REF_LEN};
 use crate::host::docker::{ContainerListQuery, ContainerStatus, ExecRequest, LogsQuery, PruneKind};
 use crate::tools::ToolError;
@@ -138,8 +138,8 @@ impl LogsInput {
                 format!("use 1-{MAX_LOG_BYTES}"),
             ));
         }
-        let since = self.since.as_deref().map(|s| parse_time(s, "since")).transpose()?;
-        let until = self.until.as_deref().map(|s| parse_time(s, "until")).transpose()?;
+        let since = self.since.as_deref().map(|s| parse_time("since", s)).transpose()?;
+        let until = self.until.as_deref().map(|s| parse_time("until", s)).transpose()?;
         if let (Some(s), Some(u)) = (since, until)
             && u <= s
         {

@@ -28,10 +28,9 @@ use crate::tools::TailopsServer;
 use crate::tools::{ToolError, ToolSpec};
 
 mod inputs;
-mod parse;
 
 pub use inputs::*;
-use parse::parse_signal;
+use super::input::parse_signal;
 
 const fn read(name: &'static str) -> ToolSpec {
     ToolSpec { name, domain: "docker", scope: Some(Scope::DockerRead), writes: false }
@@ -308,7 +307,7 @@ impl TailopsServer {
         Parameters(input): Parameters<KillInput>,
     ) -> Result<Json<ContainerStateOutput>, ToolError> {
         let signal = parse_signal(input.signal.as_deref().unwrap_or("KILL"))?;
-        self.docker().container_kill(&input.container, &signal).await.map(Json)
+        self.docker().container_kill(&input.container, &format!("SIG{}", signal.name())).await.map(Json)
     }
 
     #[tool(
