@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::config::SamplerConfig;
 use super::rfc3339;
 
 /// Most resolved alerts kept in [`AlertsView::recently_resolved`].
@@ -146,9 +145,9 @@ pub fn default_rules(logical_cores: usize) -> Vec<AlertRule> {
 
 /// Built-in rules (if enabled) with configured ones replacing same-named
 /// built-ins, then the other configured rules in order.
-pub(super) fn effective_rules(cfg: &SamplerConfig, logical_cores: usize) -> Vec<AlertRule> {
-    let mut rules = if cfg.default_alerts { default_rules(logical_cores) } else { Vec::new() };
-    for extra in &cfg.alerts {
+pub(super) fn effective_rules(default_alerts: bool, configured: &[AlertRule], logical_cores: usize) -> Vec<AlertRule> {
+    let mut rules = if default_alerts { default_rules(logical_cores) } else { Vec::new() };
+    for extra in configured {
         match rules.iter_mut().find(|r| r.name == extra.name) {
             Some(slot) => *slot = extra.clone(),
             None => rules.push(extra.clone()),

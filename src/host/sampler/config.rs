@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 
 use super::alerts::AlertRule;
-use super::history::{MAX_METRICS, history_bound_bytes};
+use super::history::{HistoryStore, MAX_METRICS, history_bound_bytes};
 
 /// Largest history (at [`MAX_METRICS`] metrics) a configuration may ask for.
 pub const MAX_HISTORY_BYTES: usize = 256 << 20;
@@ -46,6 +46,17 @@ impl Default for SamplerConfig {
 }
 
 impl SamplerConfig {
+    /// An empty history store sized for this configuration.
+    pub(super) fn history_store(&self) -> HistoryStore {
+        let secs = [self.interval_secs, self.full_resolution_secs, self.rollup_secs, self.rollup_retention_secs];
+        HistoryStore::new(secs, self.full_capacity(), self.rollup_capacity())
+    }
+
+    /// Built-in rules (if enabled) with the configured ones laid over them.
+    pub(super) fn effective_rules(&self, logical_cores: usize) -> Vec<AlertRule> {
+        super::alerts::effective_rules(self.default_alerts, &self.alerts, logical_cores)
+    }
+
     /// Checks ranges, the history memory bound and the alert rules.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=3600).contains(&self.interval_secs) {
@@ -101,7 +112,7 @@ impl SamplerConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::alerts::{Comparator, MAX_FOR_SECS, Severity, effective_rules, rule};
+    use super::super::alerts::{Comparator, MAX_FOR_SECS, Severity, rule};
     use super::*;
 
     #[test]
@@ -128,7 +139,7 @@ mod tests {
         cfg.validate().unwrap();
         assert_eq!(cfg.alerts[0].for_secs, 0);
         assert_eq!(cfg.alerts[0].severity, Severity::Warning);
-        let rules = effective_rules(&cfg, 4);
+        let rules = cfg.effective_rules(4);
         assert_eq!(rules.len(), 8);
         let cpu = rules.iter().find(|r| r.name == "cpu_high").unwrap();
         assert_eq!((cpu.comparator, cpu.threshold), (Comparator::Ge, 75.0));
@@ -140,7 +151,7 @@ mod tests {
             toml::from_str::<SamplerConfig>("[[alerts]]\nname='a'\nmetric='x'\ncomparator='=='\nthreshold=1").is_err()
         );
         SamplerConfig::default().validate().unwrap();
-        assert!(effective_rules(&SamplerConfig { default_alerts: false, ..SamplerConfig::default() }, 2).is_empty());
+        assert!(SamplerConfig { default_alerts: false, ..SamplerConfig::default() }.effective_rules(2).is_empty());
 
         let bad = |c: SamplerConfig| assert!(c.validate().is_err(), "{c:?}");
         let d = SamplerConfig::default;

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, VecDeque};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::config::SamplerConfig;
 use super::{rfc3339, widen};
 
 /// Most metrics kept in history; further ones are dropped (one warning).
@@ -132,14 +131,17 @@ struct RawPoint {
 }
 
 impl HistoryStore {
-    pub(super) fn new(cfg: &SamplerConfig) -> Self {
+    /// Seconds: sample interval, full-resolution window, rollup bucket,
+    /// rollup retention; then the two tiers' capacities in points.
+    pub(super) fn new(secs: [u64; 4], cap_full: usize, cap_rollup: usize) -> Self {
+        let [interval, full, rollup, retention] = secs;
         HistoryStore {
-            interval_secs: cfg.interval_secs as f64,
-            full_secs: cfg.full_resolution_secs as f64,
-            rollup_secs: cfg.rollup_secs.max(1) as f64,
-            forget_after_secs: cfg.full_resolution_secs.max(cfg.rollup_retention_secs) as f64,
-            cap_full: cfg.full_capacity(),
-            cap_rollup: cfg.rollup_capacity(),
+            interval_secs: interval as f64,
+            full_secs: full as f64,
+            rollup_secs: rollup.max(1) as f64,
+            forget_after_secs: full.max(retention) as f64,
+            cap_full,
+            cap_rollup,
             times: VecDeque::new(),
             bucket_starts: VecDeque::new(),
             series: BTreeMap::new(),
@@ -339,6 +341,8 @@ mod tests {
 
     // ---- history store on synthetic values ----
 
+    use super::super::config::SamplerConfig;
+
     fn small_cfg() -> SamplerConfig {
         SamplerConfig {
             interval_secs: 1,
@@ -355,7 +359,7 @@ mod tests {
 
     #[test]
     fn rollup_buckets_hold_min_avg_max() {
-        let mut h = HistoryStore::new(&small_cfg());
+        let mut h = small_cfg().history_store();
         // t = 1000..1030, value = t - 1000: buckets [1000,1010) = 0..9, …
         for i in 0..30 {
             h.record(1000.0 + f64::from(i), &vals(&[("x", f64::from(i))]));
@@ -413,7 +417,7 @@ mod tests {
 
     #[test]
     fn history_gaps_late_metrics_and_forgetting() {
-        let mut h = HistoryStore::new(&small_cfg());
+        let mut h = small_cfg().history_store();
         h.record(1000.0, &vals(&[("a", 1.0)]));
         h.record(1001.0, &vals(&[("a", 2.0), ("b", 7.0)]));
         h.record(1002.0, &vals(&[("a", f64::NAN)]));
@@ -433,7 +437,7 @@ mod tests {
 
     #[test]
     fn metric_count_is_bounded() {
-        let mut h = HistoryStore::new(&small_cfg());
+        let mut h = small_cfg().history_store();
         let many: Vec<(String, f64)> = (0..MAX_METRICS + 100).map(|i| (format!("m{i:04}"), 1.0)).collect();
         h.record(1000.0, &many);
         assert_eq!(h.series.len(), MAX_METRICS);
@@ -454,7 +458,7 @@ mod tests {
         assert!(history_bound_bytes(720, 1440, MAX_METRICS, MAX_METRICS * 64) < 14 << 20);
 
         // Filled past capacity, the rings never exceed the bound.
-        let mut h = HistoryStore::new(&small_cfg());
+        let mut h = small_cfg().history_store();
         for i in 0..2000 {
             h.record(1000.0 + f64::from(i), &vals(&[("a", 1.0), ("bb", 2.0)]));
         }

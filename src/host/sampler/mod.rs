@@ -87,7 +87,7 @@ pub use snapshot::{
     Snapshot, Temperature, metric_values,
 };
 
-use alerts::{AlertEngine, effective_rules};
+use alerts::AlertEngine;
 use collect::Collector;
 use history::HistoryStore;
 
@@ -138,9 +138,9 @@ impl Sampler {
             .await
             .map_err(|e| format!("sampler: first sample failed: {e}"))?;
 
-        let rules = effective_rules(&cfg, snapshot.cpu.logical_cores);
+        let rules = cfg.effective_rules(snapshot.cpu.logical_cores);
         let sampler = Arc::new(Sampler {
-            history: RwLock::new(HistoryStore::new(&cfg)),
+            history: RwLock::new(cfg.history_store()),
             alerts: Mutex::new(AlertEngine::new(rules.clone())),
             rules,
             latest: RwLock::new(Arc::new(snapshot.clone())),
