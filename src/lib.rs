@@ -26,3 +26,6 @@ pub mod shutdown;
 pub mod tailnet;
 pub mod telemetry;
 pub mod tools;
+
+#[cfg(test)]
+mod layers;

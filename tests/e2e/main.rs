@@ -9,5 +9,6 @@ mod conn;
 mod docker;
 mod mcp;
 mod oauth;
+mod spine;
 mod system;
 mod tailnet;

@@ -124,16 +124,54 @@ async fn token_scopes_never_exceed_the_identity() {
     bearer(&mut c, &idp.token(&format!("http://{addr}/mcp"), "system:read processes:signal audit:read", 300));
     assert_eq!(c.initialize().await.status, 200);
     let names = c.tool_names().await;
-    let viewer: Vec<String> = crate::support::mcp::ALL_TOOLS
+    // Issue 9: the list is exactly what this request could call — the
+    // identity's scopes (viewer) narrowed by the token's (system:read):
+    // neither the token's extra scopes nor the identity's other read
+    // scopes (docker:read …) show.
+    let mut callable: Vec<String> = tailops::tools::all_specs()
         .iter()
-        .filter(|t| !crate::support::mcp::VIEWER_HIDDEN.contains(t))
-        .map(|t| t.to_string())
+        .filter(|s| s.scope.is_none_or(|sc| sc == tailops::auth::scopes::Scope::SystemRead))
+        .map(|s| s.name.to_string())
         .collect();
-    assert_eq!(names, viewer, "a token cannot add scopes");
+    callable.sort();
+    let mut got = names.clone();
+    got.sort();
+    assert_eq!(got, callable, "a token cannot add scopes, and lists only what it can call");
+    assert!(!names.iter().any(|n| n == "container_list" || n == "process_signal" || n == "audit_tail"), "{names:?}");
     let r = c.call("process_signal", json!({"pid": 999_999_999})).await;
     assert_eq!(r.error_category(), Some("permission_denied"), "{}", r.body);
     let w: Value = c.call("whoami", json!({})).await.structured().clone();
     assert_eq!(w["effective_scopes"], json!(["system:read"]));
+}
+
+/// Issue 9: expired or invalid tokens are counted apart from scope
+/// denials, against their own higher threshold. Before, 10 retries of an
+/// expired token blocked the user for 300 s as if they had probed scopes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tokens_do_not_count_as_denials() {
+    let idp = Idp::start().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = format!("{}\n[limits.rate]\nmax_denials = 3\nmax_token_failures = 6\n", config(&idp, "\"viewer\""));
+    let (_server, addr) = ServerProcess::start_dev(tmp.path(), &cfg, &[]);
+    let host = addr.to_string();
+    let aud = format!("http://{addr}/mcp");
+    let mut c = Client::new(Via::Tcp(addr), &host);
+    bearer(&mut c, &idp.token(&aud, "system:read", -60));
+    // Five stale tokens (more than max_denials): each a 401, never a block.
+    for i in 0..5 {
+        let r = c.initialize().await;
+        assert_eq!(r.status, 401, "stale token #{i}: {}", r.body);
+    }
+    bearer(&mut c, &idp.token(&aud, "system:read", 300));
+    assert_eq!(c.initialize().await.status, 200, "a fresh token works right away");
+    assert!(!c.call("server_info", json!({})).await.is_tool_error());
+    // The token threshold still bounds a stream of bad tokens.
+    bearer(&mut c, "not-a-jwt");
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        codes.push(c.initialize().await.status);
+    }
+    assert_eq!(codes.last(), Some(&429), "blocked after max_token_failures bad tokens: {codes:?}");
 }
 
 /// Issue 9: a JWKS or introspection URL over plain http:// to a host that

@@ -5,10 +5,10 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::tools::input::parse_time;
 use crate::host::docker::limits::{DEFAULT_STOP_SECS, MAX_ARGV, MAX_REF_LEN};
 use crate::host::docker::{ContainerListQuery, ContainerStatus, ExecRequest, LogsQuery, PruneKind};
 use crate::tools::ToolError;
+use crate::tools::input::parse_time;
 
 /// Log lines asked of the daemon by default (`tail`), and at most.
 pub const DEFAULT_TAIL: usize = 100;

@@ -29,8 +29,8 @@ use crate::tools::{ToolError, ToolSpec};
 
 mod inputs;
 
-pub use inputs::*;
 use super::input::parse_signal;
+pub use inputs::*;
 
 const fn read(name: &'static str) -> ToolSpec {
     ToolSpec { name, domain: "docker", scope: Some(Scope::DockerRead), writes: false }
