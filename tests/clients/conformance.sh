@@ -23,6 +23,10 @@
 #   roles = ["admin"]
 #   [limits]
 #   max_sessions_per_principal = 1000
+#   [limits.rate]
+#   max_denials = 100000   # its fixture tools are unknown here: each is a denial
+#   burst = 10000          # every call is charged, and it calls fast
+#   calls_per_minute = 100000
 #
 #   target/debug/tailops serve --dev-listen 127.0.0.1:8080 --state-dir "$(mktemp -d)" --config that.toml
 #

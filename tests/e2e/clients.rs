@@ -26,7 +26,11 @@ fn ensure_clients() {
     });
 }
 
-const ADMIN: &str = "[local]\nname = \"dev\"\nroles = [\"admin\"]\n[limits]\nmax_sessions_per_principal = 1000\n";
+/// The suite opens a session per scenario and calls fixture tools tailops
+/// lacks: each unknown tool counts as a denial, so the repeated-denial block
+/// is raised too, and so is the rate (it fires calls as fast as it can; the
+/// limits doing their job are not protocol failures).
+const ADMIN: &str = "[local]\nname = \"dev\"\nroles = [\"admin\"]\n[limits]\nmax_sessions_per_principal = 1000\n[limits.rate]\nmax_denials = 100000\nburst = 10000\ncalls_per_minute = 100000\n";
 
 fn python(url: &str, protocol: &str) -> Value {
     let out = Command::new(root().join("target/tools/venv/bin/python"))
