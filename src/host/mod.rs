@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod procfs;
 pub mod sampler;
+pub mod signal;
 
 use std::sync::Arc;
 

@@ -84,6 +84,10 @@ pub struct Stat {
     pub stime_ticks: u64,
     /// (20) Threads in the process.
     pub num_threads: u32,
+    /// (22) When the process started, in clock ticks since boot. With the
+    /// pid it names one process for the life of the machine: a reused pid
+    /// has a later start time (see `host::signal`).
+    pub start_ticks: u64,
 }
 
 impl Stat {
@@ -106,9 +110,10 @@ pub fn parse_stat(text: &str) -> Result<Stat, FormatError> {
         return Err(FormatError::NoComm);
     };
     let comm = text.get(open + 1..close).ok_or(FormatError::NoComm)?;
-    // Index i below is proc(5) field i + 3: state is 0, num_threads 17.
+    // Index i below is proc(5) field i + 3: state is 0, num_threads 17,
+    // starttime 19.
     let after: Vec<&str> =
-        text.get(close + 1..).ok_or(FormatError::NoComm)?.split_ascii_whitespace().take(18).collect();
+        text.get(close + 1..).ok_or(FormatError::NoComm)?.split_ascii_whitespace().take(20).collect();
     let field = |i: usize, name: &'static str| after.get(i).copied().ok_or(FormatError::Missing(name));
     let number = |i: usize, name: &'static str| -> Result<u64, FormatError> {
         field(i, name)?.parse().map_err(|_| FormatError::NotANumber(name))
@@ -120,6 +125,7 @@ pub fn parse_stat(text: &str) -> Result<Stat, FormatError> {
         utime_ticks: number(11, "utime")?,
         stime_ticks: number(12, "stime")?,
         num_threads: field(17, "num_threads")?.parse().map_err(|_| FormatError::NotANumber("num_threads"))?,
+        start_ticks: number(19, "starttime")?,
     })
 }
 
@@ -273,7 +279,7 @@ mod tests {
     #[test]
     fn stat_comm_runs_to_the_last_paren() {
         let st = parse_stat("42 (a) b) c) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 7 0 100 0 0").unwrap();
-        assert_eq!((st.comm.as_str(), st.num_threads), ("a) b) c", 7));
+        assert_eq!((st.comm.as_str(), st.num_threads, st.start_ticks), ("a) b) c", 7, 100));
         assert_eq!((st.state, st.flags), ('S', 4_194_560));
         assert!(parse_stat("nonsense").is_err());
     }
@@ -282,13 +288,18 @@ mod tests {
     fn stat_fields_by_number() {
         let st = parse_stat("7 (kworker/0:1 x) I 2 0 0 0 -1 69238880 0 0 0 0 11 22 0 0 20 0 1 0 5 0 0").unwrap();
         assert_eq!(st.comm, "kworker/0:1 x");
-        assert_eq!((st.state, st.utime_ticks, st.stime_ticks, st.num_threads), ('I', 11, 22, 1));
+        assert_eq!((st.state, st.utime_ticks, st.stime_ticks, st.num_threads, st.start_ticks), ('I', 11, 22, 1, 5));
         assert!(st.is_kernel_thread() && !st.is_exited());
         assert_eq!(parse_stat("1 (x) S 0 1 1 0 -1 0 0"), Err(FormatError::Missing("utime")));
         assert_eq!(parse_stat("1 (x) S 0 1 1 0 -1 abc 0 0 0 0 0 0 0 0 20 0 1"), Err(FormatError::NotANumber("flags")));
         assert_eq!(parse_stat("1 (x)"), Err(FormatError::Missing("state")));
         assert_eq!(parse_stat("1 )x( S"), Err(FormatError::NoComm));
-        assert!(parse_stat("9 (z) Z 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1").unwrap().is_exited());
+        assert!(parse_stat("9 (z) Z 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9").unwrap().is_exited());
+        assert_eq!(parse_stat("9 (z) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0"), Err(FormatError::Missing("starttime")));
+        assert_eq!(
+            parse_stat("9 (z) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 x"),
+            Err(FormatError::NotANumber("starttime"))
+        );
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! The list comes from the sampler's latest snapshot (no scan in the request
 //! path); `process_info` reads one process live from /proc (through
 //! [`crate::host::procfs`], as every /proc/PID reader does). Command lines
-//! are redacted (secret-looking arguments). Signals go through `kill(2)`
-//! (rustix), never a shell. Refused: PID 1, this server's own PID, and
-//! kernel threads. After sending, the tool waits (bounded) to report whether
-//! the process exited.
+//! are redacted (secret-looking arguments). Signals go through a pidfd
+//! (rustix), never a shell, after [`crate::host::signal::check`]: a thread
+//! id is refused (a signal to it reaches its whole process), and so are PID
+//! 1, tailops itself, its parent and kernel threads, by any of their thread
+//! ids. After sending, the tool waits (bounded, on the pidfd) to report
+//! whether the process exited.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::TailopsServer;
 use super::input::parse_signal;
 use crate::auth::scopes::Scope;
-use crate::host::procfs;
+use crate::host::{procfs, signal};
 use crate::mcp::{ToolError, ToolSpec};
 
 pub const SPECS: &[ToolSpec] = &[
@@ -154,7 +156,7 @@ pub const DEFAULT_WAIT_MS: u64 = 1_000;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalInput {
-    /// Process id to signal.
+    /// Process id to signal (1-4194303; a thread id is refused).
     pub pid: i32,
     /// Signal name: TERM, KILL, HUP, INT, QUIT, USR1, USR2, STOP, CONT
     /// (with or without the SIG prefix). Default TERM.
@@ -307,7 +309,7 @@ impl TailopsServer {
 
     #[tool(
         name = "process_signal",
-        description = "Send a signal (TERM, KILL, HUP, INT, QUIT, USR1, USR2, STOP, CONT) to one process and report whether it exited. Refuses PID 1, tailops itself and kernel threads.",
+        description = "Send a signal (TERM, KILL, HUP, INT, QUIT, USR1, USR2, STOP, CONT) to one process (by its process id, not a thread id) and report whether it exited. Refuses PID 1, tailops itself, its parent and kernel threads.",
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
     )]
     async fn process_signal(
@@ -324,60 +326,14 @@ impl TailopsServer {
                 "wait at most 10000 ms",
             ));
         }
-        if input.pid <= 0 {
-            return Err(ToolError::invalid_input(
-                "pid must be a positive process id",
-                "list processes to find the pid",
-            ));
-        }
-        // Positive: checked above.
-        let proc_pid = input.pid.unsigned_abs();
-        if input.pid == 1 {
-            return Err(ToolError::permission_denied(
-                "refusing to signal PID 1 (init)",
-                "signal a specific service instead",
-            ));
-        }
-        if u32::try_from(input.pid).ok() == Some(std::process::id()) {
-            return Err(ToolError::permission_denied(
-                "refusing to signal tailops itself",
-                "stop tailops through systemd",
-            ));
-        }
-        let Ok(stat) = procfs::stat(proc_pid) else {
-            return Err(ToolError::not_found(format!("no process {}", input.pid), "list processes to find the pid"));
-        };
-        if stat.is_kernel_thread() {
-            return Err(ToolError::permission_denied(format!("process {} is a kernel thread", input.pid), ""));
-        }
-        let name = procfs::comm(proc_pid).map(|c| c.trim().to_owned()).unwrap_or_default();
-        let Some(pid) = rustix::process::Pid::from_raw(input.pid) else {
-            return Err(ToolError::invalid_input("pid must be a positive process id", ""));
-        };
-        if let Err(e) = rustix::process::kill_process(pid, sig) {
-            return Err(match e {
-                rustix::io::Errno::SRCH => ToolError::not_found(format!("no process {}", input.pid), ""),
-                rustix::io::Errno::PERM => ToolError::permission_denied(
-                    format!("not permitted to signal process {}", input.pid),
-                    "tailops runs as a user that does not own that process",
-                ),
-                e => ToolError::internal(format!("kill failed: {e}")),
-            });
-        }
+        // Checks first (thread id → its process, protected processes), then
+        // the signal through a pidfd that cannot reach a successor of the
+        // checked process; see host::signal for why each step is there.
+        let target = signal::check(input.pid, &signal::Guard::current())?;
+        let name = target.name;
+        let pidfd = signal::send(target.pid, target.start_ticks, sig)?;
         let t0 = Instant::now();
-        let deadline = t0 + Duration::from_millis(wait_ms);
-        let mut exited = false;
-        loop {
-            // Gone, or a zombie (exited, not yet reaped).
-            match procfs::stat(proc_pid).map(|s| s.is_exited()) {
-                Err(_) | Ok(true) => {
-                    exited = true;
-                    break;
-                }
-                _ if Instant::now() >= deadline => break,
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
+        let exited = signal::wait_exit(pidfd, Duration::from_millis(wait_ms)).await;
         let waited_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
         let summary = format!(
             "sent SIG{sig_name} to {} ({name}); {}",

@@ -9,6 +9,7 @@ mod conn;
 mod docker;
 mod mcp;
 mod oauth;
+mod signal;
 mod spine;
 mod system;
 mod tailnet;

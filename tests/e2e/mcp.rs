@@ -146,8 +146,9 @@ async fn authorization_matrix_over_the_tailnet() {
     // Bad input: structured errors, nothing changes.
     let r = a.call("process_signal", json!({"pid": 1})).await;
     assert_eq!(r.error_category(), Some("permission_denied"), "{}", r.body);
+    // Above the kernel's PID_MAX_LIMIT (2^22): no process can have it.
     let r = a.call("process_signal", json!({"pid": 999_999_999})).await;
-    assert_eq!(r.error_category(), Some("not_found"), "{}", r.body);
+    assert_eq!(r.error_category(), Some("invalid_input"), "{}", r.body);
     let r = a.call("process_signal", json!({"pid": v2.pid(), "signal": "NOPE"})).await;
     assert_eq!(r.error_category(), Some("invalid_input"), "{}", r.body);
     let r = a.call("no_such_tool", json!({})).await;
