@@ -71,6 +71,13 @@ impl Parts {
 /// Runs the server until `shutdown` is cancelled.
 pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow::Result<()> {
     TailopsServer::check_registry().map_err(anyhow::Error::msg)?;
+    // Typos in the local policy parse fine but match nothing (a misspelt
+    // deny denies nothing): say so before serving.
+    let specs = tools::all_specs();
+    let policy_problems = cfg.policy.warnings(|name| specs.iter().any(|t| t.name == name));
+    if !policy_problems.is_empty() {
+        tracing::warn!(problems = ?policy_problems, "the local policy names tools or groups that do not exist, or rules that match nobody");
+    }
     let cfg = Arc::new(cfg);
     if mode != Mode::Stdio {
         create_private_dir(&cfg.effective_state_dir())?;

@@ -82,3 +82,35 @@ impl Caller {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tagged(node_id: &str) -> Caller {
+        let principal = Principal {
+            id: "tags:tag:ci".into(),
+            login_name: String::new(),
+            display_name: String::new(),
+            tags: vec!["tag:ci".into()],
+            node_name: format!("{node_id}.tailnet.test"),
+            node_id: node_id.into(),
+            source: "100.64.0.7:1".parse().expect("addr"),
+            capabilities: Default::default(),
+        };
+        Caller::new(Arc::new(principal), Arc::new(Access::default()))
+    }
+
+    /// Two nodes with one tag are one principal for policy but two keys
+    /// for limits, blocks and sessions.
+    #[test]
+    fn rate_key_separates_nodes_of_one_principal() {
+        let (a, b) = (tagged("nA1"), tagged("nB2"));
+        assert_eq!(a.principal.id, b.principal.id);
+        assert_ne!(a.rate_key(), b.rate_key());
+        assert_eq!(a.rate_key(), "tags:tag:ci@nA1");
+        assert_eq!(a.rate_key(), tagged("nA1").rate_key(), "stable for one node");
+        let local = Caller::local(&LocalPrincipal::default(), "127.0.0.1:1".parse().expect("addr"));
+        assert_eq!(local.rate_key(), "local:local", "no node id: the principal id");
+    }
+}

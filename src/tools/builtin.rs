@@ -44,6 +44,13 @@ pub struct WhoamiOutput {
     pub denied_tools: BTreeMap<String, Vec<String>>,
     /// Grant values that were ignored, and why.
     pub ignored_grants: Vec<String>,
+    /// Tool names in this caller's grants or policy rules (allow or deny)
+    /// that no tool of this server has, each with where it was written:
+    /// usually a typo, and a misspelt deny denies nothing.
+    pub unknown_tools: BTreeMap<String, Vec<String>>,
+    /// Why this caller gets no access at all (a grant's `tools.deny` that
+    /// cannot be read might deny anything); empty normally.
+    pub access_withheld: Vec<String>,
 }
 
 /// `server_info` output.
@@ -88,6 +95,9 @@ pub struct LimitsInfo {
     pub max_sessions_per_principal: usize,
     pub session_idle_secs: u64,
     pub max_connections: usize,
+    /// Seconds a connection's identity is reused before it is looked up
+    /// again: the longest a revoked grant keeps working on one connection.
+    pub identity_ttl_secs: u64,
 }
 
 #[tool_router(router = builtin_router, vis = "pub(crate)")]
@@ -102,6 +112,7 @@ impl TailopsServer {
     async fn whoami(&self, Extension(caller): Extension<Caller>) -> Result<Json<WhoamiOutput>, ToolError> {
         let p = &caller.principal;
         let a = &caller.access;
+        let specs = super::all_specs();
         Ok(Json(WhoamiOutput {
             id: p.id.clone(),
             login_name: p.login_name.clone(),
@@ -116,6 +127,8 @@ impl TailopsServer {
             allowed_tools: a.allow_tools.clone(),
             denied_tools: a.deny_tools.clone(),
             ignored_grants: a.ignored.clone(),
+            unknown_tools: a.unknown_tools(|name| specs.iter().any(|t| t.name == name)),
+            access_withheld: a.withheld.clone(),
         }))
     }
 
@@ -147,6 +160,7 @@ impl TailopsServer {
                 max_sessions_per_principal: s.cfg.limits.max_sessions_per_principal,
                 session_idle_secs: s.cfg.limits.session_idle_secs,
                 max_connections: s.cfg.limits.max_connections,
+                identity_ttl_secs: s.cfg.limits.identity_ttl_secs,
             },
             sampler: self.host.sampler.as_ref().map(|smp| SamplerInfo {
                 interval_secs: s.cfg.sampler.interval_secs,

@@ -7,6 +7,7 @@ mod support;
 mod clients;
 mod conn;
 mod docker;
+mod identity;
 mod mcp;
 mod oauth;
 mod signal;

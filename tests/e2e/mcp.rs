@@ -15,17 +15,17 @@ use crate::support::mcp::{Client, Via, raw};
 use crate::support::server::{ServeOpts, ServerProcess};
 
 /// A child process for tools to act on; killed on drop.
-struct Victim(Child);
+pub(crate) struct Victim(Child);
 
 impl Victim {
-    fn spawn() -> Self {
+    pub(crate) fn spawn() -> Self {
         Victim(Command::new("sleep").arg("300").stdin(Stdio::null()).spawn().expect("spawn sleep"))
     }
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.0.id() as i32
     }
     /// Whether it exited (reaps it).
-    fn exited_within(&mut self, d: Duration) -> bool {
+    pub(crate) fn exited_within(&mut self, d: Duration) -> bool {
         let deadline = std::time::Instant::now() + d;
         loop {
             if self.0.try_wait().expect("try_wait").is_some() {
@@ -76,7 +76,7 @@ fn start_tailnet_server(hs: &Headscale, dir: &Path, hostname: &str) -> ServerPro
     })
 }
 
-async fn session(node: &tailops::tailnet::Node, host: &str) -> Client {
+pub(crate) async fn session(node: &tailops::tailnet::Node, host: &str) -> Client {
     let mut c = Client::new(Via::Tailnet(node.clone(), host.to_string()), host);
     let r = c.initialize().await;
     assert_eq!(r.status, 200, "initialize: {}", r.body);
