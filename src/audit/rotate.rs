@@ -186,7 +186,158 @@ mod tests {
 
     use super::*;
     use crate::audit::test_support::{cfg, path_of, records, write_n};
-    use crate::audit::{AuditConfig, kind, verify};
+    use crate::audit::{AuditConfig, VerifyOptions, VerifyReport, kind, verify, verify_with};
+
+    fn pruned_records(files: &[PathBuf]) -> Vec<serde_json::Value> {
+        files
+            .iter()
+            .flat_map(|f| records(f))
+            .filter(|r| r.kind == kind::LIFECYCLE)
+            .filter_map(|r| r.detail)
+            .filter(|d| d["event"] == "pruned")
+            .collect()
+    }
+
+    fn expect(files: &[PathBuf], seq: u64) -> VerifyReport {
+        verify_with(files, &VerifyOptions { expect_from: Some(seq) }).expect("verify")
+    }
+
+    /// The dropped ranges must cover 1..first kept seq exactly, without
+    /// gaps or overlaps.
+    fn assert_dropped_covers(r: &VerifyReport) {
+        let first = r.first_seq.expect("first seq");
+        let mut next = 1;
+        for d in &r.dropped {
+            assert_eq!(d.first_seq, next, "{:?}", r.dropped);
+            next = d.last_seq + 1;
+        }
+        assert_eq!(next, first, "dropped ranges end right before the first kept record: {:?}", r.dropped);
+    }
+
+    #[tokio::test]
+    async fn every_deleted_file_is_recorded_before_it_goes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { max_bytes: 2000, keep: 2, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        write_n(c.clone(), 0, 100).await;
+        let files = rotated_files(&path);
+        assert_eq!(files.len(), 3, "{files:?}");
+        let r = verify(&files).expect("verify");
+        assert!(r.ok && r.starts_mid_chain && r.unrecorded.is_none(), "{r:?}");
+        assert_dropped_covers(&r);
+        let first = r.first_seq.expect("first");
+        // The newest ranges come with their file, times and the pruning time.
+        let newest = r.dropped.last().expect("dropped");
+        assert!(newest.file.as_deref().is_some_and(|f| f.starts_with("audit.jsonl.")), "{newest:?}");
+        assert!(newest.pruned_at.is_some() && newest.first_ts.is_some() && newest.last_hash.is_some());
+        // Every pruned record traces back to the first record ever.
+        let pruned = pruned_records(&files);
+        assert!(!pruned.is_empty());
+        for p in &pruned {
+            assert_eq!((p["history_from"].as_u64(), p["history_complete"].as_bool()), (Some(1), Some(true)), "{p}");
+        }
+
+        // --expect-from at its edge: the first kept seq passes, one less fails.
+        assert!(expect(&files, first).ok);
+        assert!(expect(&files, first + 1).ok);
+        let r = expect(&files, first - 1);
+        assert!(!r.ok);
+        let p = r.first_problem.expect("problem");
+        assert_eq!((p.reason.as_str(), p.seq), ("history_missing", Some(first)), "{p:?}");
+        assert!(p.detail.contains("pruned by rotation: 1-"), "{}", p.detail);
+        let r = expect(&files, 1);
+        assert_dropped_covers(&r);
+        assert_eq!(r.first_problem.expect("problem").reason, "history_missing");
+    }
+
+    #[tokio::test]
+    async fn a_file_deleted_by_hand_is_unrecorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { max_bytes: 2000, keep: 3, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        write_n(c.clone(), 0, 100).await;
+        // The attacker removes the oldest kept file: the rest still chains.
+        let oldest = rotated_files(&path).remove(0);
+        let gone = records(&oldest);
+        fs::remove_file(&oldest).expect("rm");
+        let files = rotated_files(&path);
+        let r = verify(&files).expect("verify");
+        assert!(r.ok, "the chain itself is intact: {r:?}");
+        let last_gone = gone.last().expect("records").seq;
+        assert_eq!(r.first_seq, Some(last_gone + 1));
+        let u = r.unrecorded.clone().expect("unrecorded history");
+        assert_eq!((u.first_seq, u.last_seq), (1, last_gone));
+        let r = expect(&files, 1);
+        let p = r.first_problem.expect("problem");
+        assert_eq!(p.reason, "unrecorded_drop", "{p:?}");
+        assert!(p.detail.contains(&format!("records 1-{last_gone}")), "{}", p.detail);
+        // Also when the expected start is still present.
+        let r = expect(&files, last_gone + 5);
+        assert_eq!(r.first_problem.expect("problem").reason, "unrecorded_drop");
+    }
+
+    #[tokio::test]
+    async fn keep_zero_records_each_deleted_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { max_bytes: 2000, keep: 0, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        write_n(c.clone(), 0, 40).await;
+        let files = rotated_files(&path);
+        assert_eq!(files, vec![path.clone()]);
+        let r = verify(&files).expect("verify");
+        assert!(r.ok && r.unrecorded.is_none(), "{r:?}");
+        assert_dropped_covers(&r);
+        assert_eq!(r.dropped.last().and_then(|d| d.file.clone()).as_deref(), Some("audit.jsonl.1"));
+    }
+
+    #[tokio::test]
+    async fn lowering_keep_prunes_every_extra_file_with_a_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { max_bytes: 2000, keep: 6, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        write_n(c.clone(), 0, 60).await;
+        let before = rotated_files(&path).len();
+        assert_eq!(before, 7);
+        // One record with a smaller max_bytes: exactly one rotation.
+        write_n(AuditConfig { keep: 1, max_bytes: 300, ..c.clone() }, 60, 1).await;
+        let files = rotated_files(&path);
+        assert_eq!(files.len(), 2, "{files:?}");
+        let r = verify(&files).expect("verify");
+        assert!(r.ok && r.unrecorded.is_none(), "{r:?}");
+        assert_dropped_covers(&r);
+        // One rotation deleted 6 files: 6 pruned records side by side.
+        let head = head_lifecycle(&path);
+        assert_eq!(head.len(), 7, "rotated + 6 pruned at the head: {head:?}");
+        assert_eq!(pruned_records(std::slice::from_ref(&path)).len(), 6);
+    }
+
+    #[tokio::test]
+    async fn history_lost_before_pruning_records_stays_unrecorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { max_bytes: 2000, keep: 50, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        write_n(c.clone(), 0, 60).await;
+        // History lost the old way (no pruned record): the oldest two files.
+        let mut files = rotated_files(&path);
+        let lost = records(&files[1]).last().expect("last").seq;
+        for f in files.drain(..2) {
+            fs::remove_file(f).expect("rm");
+        }
+        // Renumber the rest so they are contiguous from .1 again.
+        let n = files.len() - 1;
+        for (i, f) in files.iter().take(n).enumerate() {
+            fs::rename(f, rotated_path(&path, n - i)).expect("rename");
+        }
+        // Rotation now prunes with records, but cannot vouch for 1..=lost.
+        write_n(AuditConfig { keep: 1, ..c.clone() }, 60, 20).await;
+        let files = rotated_files(&path);
+        let r = verify(&files).expect("verify");
+        assert!(r.ok, "{r:?}");
+        let u = r.unrecorded.clone().expect("unrecorded");
+        assert_eq!((u.first_seq, u.last_seq), (1, lost));
+        assert_eq!(r.dropped.first().map(|d| d.first_seq), Some(lost + 1), "{:?}", r.dropped);
+        assert_eq!(expect(&files, 1).first_problem.expect("problem").reason, "unrecorded_drop");
+    }
 
     #[tokio::test]
     async fn rotation_keeps_the_chain_across_files() {

@@ -653,7 +653,102 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use crate::audit::test_support::{call, cfg, lines, path_of, records, write_n};
-    use crate::audit::{AuditConfig, AuditError, AuditLog, FsyncMode, Record, kind, verify};
+    use crate::audit::{AuditConfig, AuditError, AuditLog, FsyncMode, Record, UnhealthyReason, kind, verify};
+
+    #[tokio::test]
+    async fn durable_append_is_on_disk_when_it_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { fsync: FsyncMode::Always, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        let (log, task) = AuditLog::start(c.clone()).await.expect("start");
+        for i in 0..3 {
+            log.record(call(i)).expect("record");
+        }
+        let d = log.record_durable(call(3), Duration::from_secs(5)).await.expect("durable");
+        // Read while the log is still open: the record is already there.
+        let recs = records(&path);
+        let last = recs.last().expect("records");
+        assert_eq!((last.seq, last.hash.as_str(), last.tool.as_deref()), (4, d.hash.as_str(), Some("tool-3")));
+        assert_eq!(d.seq, 4);
+        log.close().await;
+        task.await.expect("task");
+    }
+
+    /// A device that stops answering (a FIFO nobody reads: write(2) blocks
+    /// in the kernel, like a frozen or hung disk): a durable append times
+    /// out, then the log reports `stalled` and refuses durable appends at
+    /// once; reads of the state never block; when the device drains, the
+    /// log is healthy again and says how long it was stuck.
+    #[tokio::test]
+    async fn stalled_writer_is_detected_and_durable_appends_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { write_ahead_timeout_ms: 200, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo");
+        let reader = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path).expect("open fifo");
+        let (log, task) = AuditLog::start(c.clone()).await.expect("start");
+        assert!(log.is_healthy());
+        // 4 x 30 KiB records fill the 64 KiB pipe: the writer blocks.
+        for i in 0..4 {
+            let mut ev = call(i);
+            ev.args = Some(serde_json::json!({"pad": "x".repeat(30_000)}));
+            log.record(ev).expect("queued");
+        }
+        let t0 = Instant::now();
+        let r = log.record_durable(call(100), Duration::from_millis(100)).await;
+        assert!(matches!(r, Err(AuditError::Timeout(_))), "{r:?}");
+        assert!(t0.elapsed() < Duration::from_secs(1));
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!log.is_healthy());
+        let h = log.health();
+        assert_eq!(h.reason, Some(UnhealthyReason::Stalled), "{h:?}");
+        assert!(h.stalled_ms.is_some_and(|ms| ms >= 200), "{h:?}");
+        let t0 = Instant::now();
+        let r = log.record_durable(call(101), Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(AuditError::Stalled(ms)) if ms >= 200), "{r:?}");
+        assert!(matches!(log.flush().await, Err(AuditError::Stalled(_))));
+        assert!(t0.elapsed() < Duration::from_millis(100), "refused at once, not after a wait");
+
+        let drain = std::thread::spawn(move || {
+            let mut reader = reader;
+            let mut out = Vec::new();
+            let mut buf = [0u8; 65536];
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            out
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !log.is_healthy() {
+            assert!(Instant::now() < deadline, "healthy again after the drain: {:?}", log.health());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let d = log.record_durable(call(102), Duration::from_secs(5)).await.expect("durable after recovery");
+        log.close().await;
+        task.await.expect("task");
+        let text = String::from_utf8(drain.join().expect("drain")).expect("utf8");
+        let recs: Vec<Record> = text.lines().map(|l| serde_json::from_str(l).expect("parse")).collect();
+        for w in recs.windows(2) {
+            assert_eq!((w[1].seq, &w[1].prev), (w[0].seq + 1, &w[0].hash));
+        }
+        let tools: Vec<_> = recs.iter().filter_map(|r| r.tool.clone()).collect();
+        // The timed-out record was written late; the refused one never queued.
+        assert!(tools.contains(&"tool-100".to_string()) && !tools.contains(&"tool-101".to_string()), "{tools:?}");
+        let stalled = recs
+            .iter()
+            .find(|r| r.detail.as_ref().is_some_and(|d| d["event"] == "stalled"))
+            .expect("stalled record");
+        assert!(stalled.detail.as_ref().and_then(|d| d["ms"].as_u64()).is_some_and(|ms| ms >= 200));
+        let last = recs.iter().find(|r| r.seq == d.seq).expect("durable record");
+        assert_eq!((last.hash.as_str(), last.tool.as_deref()), (d.hash.as_str(), Some("tool-102")));
+    }
 
     #[tokio::test]
     async fn restart_resumes_seq_and_prev() {
@@ -839,6 +934,10 @@ mod tests {
         log.record(call(1)).expect("queued");
         assert!(matches!(log.flush().await, Err(AuditError::Unhealthy(_))));
         assert!(!log.is_healthy());
+        assert_eq!(log.health().reason, Some(UnhealthyReason::WriteFailed));
+        // A durable append learns that its own record failed.
+        let r = log.record_durable(call(2), Duration::from_secs(5)).await;
+        assert!(matches!(&r, Err(AuditError::Unhealthy(e)) if e.contains("No space left")), "{r:?}");
         log.close().await;
         task.await.expect("task");
     }
