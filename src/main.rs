@@ -108,7 +108,11 @@ fn audit_verify(files: &[PathBuf], expect_from: Option<u64>) -> ExitCode {
                 eprintln!("audit chain intact: {} records", report.records);
                 ExitCode::SUCCESS
             } else {
-                if let Some(p) = &report.first_problem {
+                if let Some(p) = &report.first_problem
+                    && matches!(p.reason.as_str(), "history_missing" | "unrecorded_drop")
+                {
+                    eprintln!("audit history INCOMPLETE ({}): {}", p.reason, p.detail);
+                } else if let Some(p) = &report.first_problem {
                     eprintln!(
                         "audit chain BROKEN at {}:{} (seq {:?}): {} — {}",
                         p.file.display(),
