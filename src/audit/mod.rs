@@ -53,7 +53,8 @@ pub mod kind {
     pub const ANOMALY: &str = "anomaly";
     /// An alert changed state.
     pub const ALERT: &str = "alert";
-    /// Server start/stop, log rotation, recovery.
+    /// Server start/stop, log rotation (`rotated`, `pruned`), recovery
+    /// (`recovered`), a stalled writer (`stalled`).
     pub const LIFECYCLE: &str = "lifecycle";
 }
 
@@ -250,7 +251,8 @@ impl AuditLog {
             return Err(AuditError::Config(format!("audit path {} has no file name", path.display())));
         }
         let journal = journald::Journal::from_config(cfg.journald, &cfg.journald_socket)?;
-        let shared = Arc::new(Shared::new(cfg.write_ahead_timeout(), journal.as_ref().map(|j| j.socket().to_path_buf())));
+        let shared =
+            Arc::new(Shared::new(cfg.write_ahead_timeout(), journal.as_ref().map(|j| j.socket().to_path_buf())));
         let writer_shared = shared.clone();
         let queue = cfg.queue;
         let writer = tokio::task::spawn_blocking(move || Writer::open(path, cfg, writer_shared, journal))

@@ -328,7 +328,8 @@ fn history(report: &mut VerifyReport, first_seq: u64, first_prev: &str, pruned: 
 /// The `--expect-from` checks, after a clean chain.
 fn expect_from(report: &mut VerifyReport, files: &[PathBuf], first_seq: u64, expect: u64) {
     let file = files.first().cloned().unwrap_or_default();
-    let ranges = report.dropped.iter().map(|d| format!("{}-{}", d.first_seq, d.last_seq)).collect::<Vec<_>>().join(", ");
+    let ranges =
+        report.dropped.iter().map(|d| format!("{}-{}", d.first_seq, d.last_seq)).collect::<Vec<_>>().join(", ");
     let problem = if let Some(u) = &report.unrecorded {
         Some(Problem {
             file,

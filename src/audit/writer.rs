@@ -504,8 +504,9 @@ impl Writer {
     /// `lifecycle` `pruned` record describing it (its first/last `seq`, the
     /// `prev` of its first and the `hash` of its last record, their times)
     /// is written (and fsynced unless `fsync = never`) to the current
-    /// file. A file that cannot be read is left in place (and retried at the
-    /// next rotation): history is never deleted unrecorded.
+    /// file. A file that cannot be read is left in place with every newer
+    /// one (retried at the next rotation): history is never deleted
+    /// unrecorded.
     ///
     /// Each record also carries `history_from`/`history_complete`: where the
     /// contiguous run of pruned history ending with this file starts, and
@@ -528,9 +529,11 @@ impl Writer {
             let s = match summarize(&f) {
                 Ok(s) => s,
                 Err(e) => {
+                    // Stop here: deleting newer files would leave a hole
+                    // in the numbering that a later shift could rename over.
                     tracing::error!(error = %e, file = %f.display(), "cannot read an old audit file; not deleting it");
                     self.shared.note_error(format!("pruning {name}: {e}"));
-                    continue;
+                    break;
                 }
             };
             let detail = match &s.range {
@@ -741,10 +744,8 @@ mod tests {
         let tools: Vec<_> = recs.iter().filter_map(|r| r.tool.clone()).collect();
         // The timed-out record was written late; the refused one never queued.
         assert!(tools.contains(&"tool-100".to_string()) && !tools.contains(&"tool-101".to_string()), "{tools:?}");
-        let stalled = recs
-            .iter()
-            .find(|r| r.detail.as_ref().is_some_and(|d| d["event"] == "stalled"))
-            .expect("stalled record");
+        let stalled =
+            recs.iter().find(|r| r.detail.as_ref().is_some_and(|d| d["event"] == "stalled")).expect("stalled record");
         assert!(stalled.detail.as_ref().and_then(|d| d["ms"].as_u64()).is_some_and(|ms| ms >= 200));
         let last = recs.iter().find(|r| r.seq == d.seq).expect("durable record");
         assert_eq!((last.hash.as_str(), last.tool.as_deref()), (d.hash.as_str(), Some("tool-102")));

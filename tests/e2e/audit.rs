@@ -148,7 +148,11 @@ async fn frozen_audit_device_refuses_writing_tools_until_thawed() {
     let r = c.call("process_signal", json!({"pid": victim.pid(), "signal": "TERM"})).await;
     let waited = t0.elapsed();
     assert_eq!(r.error_category(), Some("unavailable"), "{}", r.body);
-    assert!(r.structured()["error"]["message"].as_str().is_some_and(|m| m.contains("not written within")), "{}", r.body);
+    assert!(
+        r.structured()["error"]["message"].as_str().is_some_and(|m| m.contains("not written within")),
+        "{}",
+        r.body
+    );
     assert!(waited >= Duration::from_millis(1900) && waited < Duration::from_secs(10), "{waited:?}");
     assert!(!victim.exited_within(Duration::from_millis(500)), "refused write signalled the process");
 
@@ -207,11 +211,13 @@ async fn frozen_audit_device_refuses_writing_tools_until_thawed() {
         .iter()
         .map(|r| (r["kind"].as_str().unwrap_or("").to_string(), r["outcome"].as_str().unwrap_or("-").to_string()))
         .collect();
-    let want = [("decision", "-"), ("tool_call", "refused"), ("tool_call", "refused"), ("decision", "-"), ("tool_call", "ok")];
+    let want =
+        [("decision", "-"), ("tool_call", "refused"), ("tool_call", "refused"), ("decision", "-"), ("tool_call", "ok")];
     assert_eq!(shape, want.map(|(k, o)| (k.to_string(), o.to_string())), "{signals:#?}");
     assert!(signals[1]["detail"]["write_ahead"] == "failed" && signals[2]["error_category"] == "unavailable");
     assert!(
-        recs.iter().any(|r| r["detail"]["event"] == "stalled" && r["detail"]["ms"].as_u64().is_some_and(|ms| ms >= 2000)),
+        recs.iter()
+            .any(|r| r["detail"]["event"] == "stalled" && r["detail"]["ms"].as_u64().is_some_and(|ms| ms >= 2000)),
         "the stall is in the log"
     );
 }
