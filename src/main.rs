@@ -39,8 +39,15 @@ enum Command {
 enum AuditCommand {
     /// Verify the hash chain of audit files, oldest first
     /// (e.g. audit.jsonl.2 audit.jsonl.1 audit.jsonl). Exit 0 when intact,
-    /// 1 with the first broken or missing record otherwise.
+    /// 1 with the first broken or missing record otherwise, 2 when a file
+    /// cannot be read. The JSON report on stdout lists the history rotation
+    /// deleted (`dropped`) and history gone without a record (`unrecorded`).
     Verify {
+        /// Fail unless the files hold every record from this seq on, and
+        /// whatever is missing before them was deleted by rotation with a
+        /// `pruned` record (e.g. 1: "I expect the whole history").
+        #[arg(long, value_name = "SEQ")]
+        expect_from: Option<u64>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -78,19 +85,34 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Audit(AuditCommand::Verify { files }) => audit_verify(&files),
+        Command::Audit(AuditCommand::Verify { expect_from, files }) => audit_verify(&files, expect_from),
     }
 }
 
-fn audit_verify(files: &[PathBuf]) -> ExitCode {
-    match tailops::audit::verify(files) {
+fn audit_verify(files: &[PathBuf], expect_from: Option<u64>) -> ExitCode {
+    let opts = tailops::audit::VerifyOptions { expect_from };
+    match tailops::audit::verify_with(files, &opts) {
         Ok(report) => {
             println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            for d in &report.dropped {
+                let what = match (&d.file, &d.pruned_at) {
+                    (Some(f), Some(at)) => format!("{f}, deleted by rotation at {at}"),
+                    _ => "deleted by rotation earlier".to_string(),
+                };
+                eprintln!("dropped: seq {}-{} ({what})", d.first_seq, d.last_seq);
+            }
+            if let Some(u) = &report.unrecorded {
+                eprintln!("UNRECORDED: seq {}-{} are gone without a pruned record", u.first_seq, u.last_seq);
+            }
             if report.ok {
                 eprintln!("audit chain intact: {} records", report.records);
                 ExitCode::SUCCESS
             } else {
-                if let Some(p) = &report.first_problem {
+                if let Some(p) = &report.first_problem
+                    && matches!(p.reason.as_str(), "history_missing" | "unrecorded_drop")
+                {
+                    eprintln!("audit history INCOMPLETE ({}): {}", p.reason, p.detail);
+                } else if let Some(p) = &report.first_problem {
                     eprintln!(
                         "audit chain BROKEN at {}:{} (seq {:?}): {} — {}",
                         p.file.display(),

@@ -206,7 +206,7 @@ pub(super) fn encode_line(ev: &Event, seq: u64, ts: &str, prev: &str) -> Result<
     Ok((canonical, hash))
 }
 
-fn cap_str(s: &str) -> String {
+pub(super) fn cap_str(s: &str) -> String {
     if s.len() <= MAX_FIELD_BYTES {
         return s.to_string();
     }

@@ -1,4 +1,4 @@
-//! The writer thread: queue, appends, fsync policy, health, resume.
+//! The writer thread: queue, appends, fsync policy, health, stalls, resume.
 //!
 //! [`AuditLog::start`](super::AuditLog::start) opens (or creates, mode
 //! `0600`, parent directories `0700`) the file in append mode, resumes
@@ -12,6 +12,16 @@
 //! announced by a record (`anomaly` `{"event":"dropped",…}` or `lifecycle`
 //! `{"event":"recovered",…}`) once writing works again — they never get a
 //! `seq`, so no gap is created.
+//!
+//! Write-ahead: [`AuditLog::record_durable`](super::AuditLog::record_durable)
+//! sends an acknowledgement channel with the record; the writer answers it
+//! with the record's `seq` and `hash` only after `write(2)` (and `fsync`
+//! when `fsync = always`) returned. Stalls: the writer publishes when its
+//! current operation started; a handle that sees one running longer than
+//! the stall bound reports the log `stalled` (unhealthy) without waiting
+//! for the writer, which may be blocked in the kernel (a frozen or hung
+//! device). When such an operation finally finishes, a `lifecycle`
+//! `{"event":"stalled","ms":N}` record says how long writing was stuck.
 //!
 //! If the last line of an existing file is not a valid record (a crash in the
 //! middle of a write), the chain resumes from the last valid record and a
@@ -29,8 +39,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::format::{Event, GENESIS_PREV, Record, check_line, encode_line, now_rfc3339};
-use super::rotate::{rotated_path, shift_files};
-use super::{AuditConfig, FsyncMode, kind};
+use super::journald::{Entry, Journal};
+use super::rotate::{Pruned, beyond_keep, head_lifecycle, rotated_path, shift_files, summarize};
+use super::{AuditConfig, FsyncMode, UnhealthyReason, kind};
 use crate::redact::redact_args;
 
 /// How far back from the end of an existing file start-up looks for the last
@@ -41,25 +52,45 @@ pub const RESUME_SCAN_BYTES: u64 = 1024 * 1024;
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) healthy: AtomicBool,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<(Option<UnhealthyReason>, Option<String>)>,
     /// Records refused because the queue was full, not yet announced.
     pub(super) dropped_queue: AtomicU64,
+    /// A writer operation running longer than this is a stall.
+    pub(super) stall_after: Duration,
+    /// Reference point of `busy_since`.
+    base: Instant,
+    /// When the writer's current operation started: milliseconds since
+    /// `base`, plus one; `0` while the writer waits for work.
+    busy_since: AtomicU64,
+    pub(super) journald_socket: Option<PathBuf>,
+    pub(super) journald_sent: AtomicU64,
+    pub(super) journald_dropped: AtomicU64,
 }
 
 impl Shared {
-    pub(super) fn new() -> Shared {
-        Shared { healthy: AtomicBool::new(true), last_error: Mutex::new(None), dropped_queue: AtomicU64::new(0) }
+    pub(super) fn new(stall_after: Duration, journald_socket: Option<PathBuf>) -> Shared {
+        Shared {
+            healthy: AtomicBool::new(true),
+            last_error: Mutex::new((None, None)),
+            dropped_queue: AtomicU64::new(0),
+            stall_after,
+            base: Instant::now(),
+            busy_since: AtomicU64::new(0),
+            journald_socket,
+            journald_sent: AtomicU64::new(0),
+            journald_dropped: AtomicU64::new(0),
+        }
     }
 
-    pub(super) fn set_error(&self, msg: String) {
+    pub(super) fn set_error(&self, reason: UnhealthyReason, msg: String) {
         self.healthy.store(false, Ordering::SeqCst);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = (Some(reason), Some(msg));
     }
 
     /// Remembers an error without changing health (e.g. a failed rotation
     /// after which writing went on in the old file).
     fn note_error(&self, msg: String) {
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).1 = Some(msg);
     }
 
     fn set_healthy(&self) {
@@ -67,15 +98,45 @@ impl Shared {
     }
 
     pub(super) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
+    }
+
+    pub(super) fn reason_and_error(&self) -> (Option<UnhealthyReason>, Option<String>) {
         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn begin_op(&self) {
+        self.busy_since.store(self.now_ms().saturating_add(1), Ordering::SeqCst);
+    }
+
+    fn end_op(&self) {
+        self.busy_since.store(0, Ordering::SeqCst);
+    }
+
+    /// How long the writer's current operation has run, when that is longer
+    /// than the stall bound.
+    pub(super) fn stalled_ms(&self) -> Option<u64> {
+        let since = self.busy_since.load(Ordering::SeqCst);
+        if since == 0 {
+            return None;
+        }
+        let ran = self.now_ms().saturating_sub(since - 1);
+        (u128::from(ran) > self.stall_after.as_millis()).then_some(ran)
     }
 }
 
 pub(super) type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+/// Answer to a durable append: the record's `(seq, hash)`, or the error.
+pub(super) type DurableAck = tokio::sync::oneshot::Sender<Result<(u64, String), String>>;
 
 /// What the handles send the writer.
 pub(super) enum Msg {
-    Record(Box<Event>, String),
+    /// A record, its time, and whom to tell once it is durable.
+    Record(Box<Event>, String, Option<DurableAck>),
     Flush(Ack),
     Close(Ack),
 }
@@ -85,6 +146,7 @@ pub(super) struct Writer {
     path: PathBuf,
     cfg: AuditConfig,
     shared: Arc<Shared>,
+    journal: Option<Journal>,
     file: Option<File>,
     size: u64,
     next_seq: u64,
@@ -106,7 +168,12 @@ struct Resume {
 }
 
 impl Writer {
-    pub(super) fn open(path: PathBuf, cfg: AuditConfig, shared: Arc<Shared>) -> io::Result<Writer> {
+    pub(super) fn open(
+        path: PathBuf,
+        cfg: AuditConfig,
+        shared: Arc<Shared>,
+        journal: Option<Journal>,
+    ) -> io::Result<Writer> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
         }
@@ -115,6 +182,7 @@ impl Writer {
             path,
             cfg,
             shared,
+            journal,
             file: None,
             size: 0,
             next_seq: resume.next_seq,
@@ -146,8 +214,10 @@ impl Writer {
                     match rx.recv_timeout(wait) {
                         Ok(m) => m,
                         Err(RecvTimeoutError::Timeout) => {
+                            let t0 = self.begin_op();
                             let r = self.sync();
                             self.report(r);
+                            self.end_op(t0);
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -158,21 +228,51 @@ impl Writer {
                     Err(_) => break,
                 },
             };
+            let t0 = self.begin_op();
             match msg {
-                Msg::Record(ev, ts) => {
+                Msg::Record(ev, ts, ack) => {
                     let r = self.write_event(&ev, &ts);
-                    self.report(r);
+                    let answer = r.as_ref().map(|(seq, hash)| (*seq, hash.clone())).map_err(|e| e.to_string());
+                    self.report(r.map(|_| ()));
+                    if let Some(ack) = ack {
+                        let _ = ack.send(answer);
+                    }
                 }
                 Msg::Flush(ack) => {
                     let _ = ack.send(self.flush());
                 }
                 Msg::Close(ack) => {
                     let _ = ack.send(self.flush());
+                    self.end_op(t0);
                     return;
                 }
             }
+            self.end_op(t0);
         }
         let _ = self.flush();
+    }
+
+    fn begin_op(&self) -> Instant {
+        self.shared.begin_op();
+        Instant::now()
+    }
+
+    /// Ends an operation; one that ran past the stall bound is recorded, so
+    /// the log says how long writing was stuck (and writing tools refused).
+    fn end_op(&mut self, t0: Instant) {
+        let took = t0.elapsed();
+        self.shared.end_op();
+        if took > self.shared.stall_after {
+            let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+            tracing::warn!(ms, path = %self.path.display(), "audit writer was stalled");
+            let ev = Event::lifecycle(serde_json::json!({
+                "event": "stalled",
+                "ms": ms,
+                "note": "one write or fsync of the audit log took longer than write_ahead_timeout_ms; writing tools were refused meanwhile",
+            }));
+            let r = self.append(&ev, &now_rfc3339()).map(|_| ());
+            self.report(r);
+        }
     }
 
     fn report(&self, r: io::Result<()>) {
@@ -180,7 +280,7 @@ impl Writer {
             Ok(()) => self.shared.set_healthy(),
             Err(e) => {
                 tracing::error!(error = %e, path = %self.path.display(), "audit log write failed");
-                self.shared.set_error(format!("{}: {e}", self.path.display()));
+                self.shared.set_error(UnhealthyReason::WriteFailed, format!("{}: {e}", self.path.display()));
             }
         }
     }
@@ -204,8 +304,9 @@ impl Writer {
         }
     }
 
-    /// Writes one caller event, first announcing any dropped records.
-    fn write_event(&mut self, ev: &Event, ts: &str) -> io::Result<()> {
+    /// Writes one caller event, first announcing any dropped records;
+    /// returns the event's `(seq, hash)`.
+    fn write_event(&mut self, ev: &Event, ts: &str) -> io::Result<(u64, String)> {
         let r = self.announce_drops().and_then(|()| {
             let mut ev = ev.clone();
             ev.args = ev.args.as_ref().map(redact_args);
@@ -271,20 +372,20 @@ impl Writer {
         Ok(())
     }
 
-    /// Appends one record (rotating first if needed) and applies the fsync
-    /// policy. On a write error the file is closed, the partial line removed if
-    /// possible, and `seq`/`prev` do not advance.
-    fn append(&mut self, ev: &Event, ts: &str) -> io::Result<()> {
-        let (mut line, mut hash) = self.build_line(ev, ts)?;
+    /// Appends one record (rotating first if needed, see [`Self::rotate`])
+    /// and applies the fsync policy; returns its `(seq, hash)`. On a write
+    /// error the file is closed, the partial line removed if possible, and
+    /// `seq`/`prev` do not advance.
+    fn append(&mut self, ev: &Event, ts: &str) -> io::Result<(u64, String)> {
+        let (line, _) = self.build_line(ev, ts)?;
         if self.size > 0 && self.size + line.len() as u64 + 1 > self.cfg.max_bytes {
             match self.rotate() {
                 Ok(from) => {
                     let rotated = Event::lifecycle(serde_json::json!({
                         "event": "rotated", "from": from,
                     }));
-                    let (l, h) = self.build_line(&rotated, &now_rfc3339())?;
-                    self.write_line(l, h)?;
-                    (line, hash) = self.build_line(ev, ts)?;
+                    self.write_record(&rotated, &now_rfc3339())?;
+                    self.prune()?;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "audit log rotation failed; continuing in the current file");
@@ -293,8 +394,46 @@ impl Writer {
                 }
             }
         }
-        self.write_line(line, hash)?;
-        self.sync_if_due(false)
+        let written = self.write_record(ev, ts)?;
+        self.sync_if_due(false)?;
+        Ok(written)
+    }
+
+    /// Serializes and writes the next record for `ev` and copies it to the
+    /// journal; returns its `(seq, hash)`.
+    fn write_record(&mut self, ev: &Event, ts: &str) -> io::Result<(u64, String)> {
+        let (line, hash) = self.build_line(ev, ts)?;
+        let seq = self.next_seq;
+        let prev = self.prev.clone();
+        self.write_line(line, hash.clone())?;
+        if let Some(j) = &self.journal {
+            let cap = |s: &Option<String>| s.as_deref().map(super::format::cap_str);
+            let (principal, tool, decision, outcome) =
+                (cap(&ev.principal), cap(&ev.tool), cap(&ev.decision), cap(&ev.outcome));
+            let kind = super::format::cap_str(&ev.kind);
+            let entry = Entry {
+                seq,
+                hash: &hash,
+                prev: &prev,
+                kind: &kind,
+                principal: principal.as_deref(),
+                tool: tool.as_deref(),
+                decision: decision.as_deref(),
+                outcome: outcome.as_deref(),
+            };
+            match j.send(&entry) {
+                Ok(()) => {
+                    self.shared.journald_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let before = self.shared.journald_dropped.fetch_add(1, Ordering::Relaxed);
+                    if before.is_power_of_two() || before == 0 {
+                        tracing::warn!(error = %e, dropped = before + 1, "journald copy of an audit record dropped");
+                    }
+                }
+            }
+        }
+        Ok((seq, hash))
     }
 
     fn write_line(&mut self, mut line: Vec<u8>, hash: String) -> io::Result<()> {
@@ -338,23 +477,107 @@ impl Writer {
         Ok(encode_line(ev, self.next_seq, ts, &self.prev)?)
     }
 
-    /// Closes the current file, shifts the files (see [`shift_files`]) and
-    /// opens the new current file; returns the name the old file now has
-    /// (`None` when `keep` is 0 and it was deleted).
-    fn rotate(&mut self) -> io::Result<Option<String>> {
+    /// Closes the current file, shifts every rotated file up by one (see
+    /// [`shift_files`]; nothing is deleted here) and opens the new current
+    /// file; returns the name the old file now has.
+    fn rotate(&mut self) -> io::Result<String> {
         if self.cfg.fsync != FsyncMode::Never && self.dirty {
             self.sync()?;
         }
         self.file = None;
-        let from = shift_files(&self.path, self.cfg.keep)?;
+        let from = shift_files(&self.path)?;
+        self.sync_dir();
+        self.ensure_open()?;
+        Ok(from)
+    }
+
+    fn sync_dir(&self) {
         if self.cfg.fsync != FsyncMode::Never
             && let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty())
             && let Ok(d) = File::open(dir)
         {
             let _ = d.sync_all();
         }
-        self.ensure_open()?;
-        Ok(from)
+    }
+
+    /// Deletes the rotated files beyond `keep`, each only after a
+    /// `lifecycle` `pruned` record describing it (its first/last `seq`, the
+    /// `prev` of its first and the `hash` of its last record, their times)
+    /// is written (and fsynced unless `fsync = never`) to the current
+    /// file. A file that cannot be read is left in place with every newer
+    /// one (retried at the next rotation): history is never deleted
+    /// unrecorded.
+    ///
+    /// Each record also carries `history_from`/`history_complete`: where the
+    /// contiguous run of pruned history ending with this file starts, and
+    /// whether that run reaches back to the first record ever, so the
+    /// newest `pruned` record alone accounts for everything before the kept
+    /// files. The run is traced through the `pruned` records at the heads of
+    /// the existing files (where this function puts them).
+    fn prune(&mut self) -> io::Result<()> {
+        let doomed = beyond_keep(&self.path, self.cfg.keep);
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let mut known: Vec<Pruned> = Vec::new();
+        for f in crate::audit::rotated_files(&self.path) {
+            known.extend(head_lifecycle(&f).into_iter().filter_map(|r| Pruned::from_record(&r)));
+        }
+        let mut delete = Vec::new();
+        for f in doomed {
+            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let s = match summarize(&f) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Stop here: deleting newer files would leave a hole
+                    // in the numbering that a later shift could rename over.
+                    tracing::error!(error = %e, file = %f.display(), "cannot read an old audit file; not deleting it");
+                    self.shared.note_error(format!("pruning {name}: {e}"));
+                    break;
+                }
+            };
+            let detail = match &s.range {
+                None => serde_json::json!({
+                    "event": "pruned", "file": name, "bytes": s.bytes, "note": "no valid record",
+                }),
+                Some(r) => {
+                    let (from, complete) = if r.first_prev == GENESIS_PREV {
+                        (r.first_seq, true)
+                    } else {
+                        known
+                            .iter()
+                            .find(|p| p.last_seq.checked_add(1) == Some(r.first_seq) && p.last_hash == r.first_prev)
+                            .map_or((r.first_seq, false), |p| (p.history_from, p.history_complete))
+                    };
+                    known.push(Pruned {
+                        last_seq: r.last_seq,
+                        last_hash: r.last_hash.clone(),
+                        history_from: from,
+                        history_complete: complete,
+                    });
+                    serde_json::json!({
+                        "event": "pruned", "file": name, "bytes": s.bytes,
+                        "first_seq": r.first_seq, "last_seq": r.last_seq,
+                        "first_prev": r.first_prev, "last_hash": r.last_hash,
+                        "first_ts": r.first_ts, "last_ts": r.last_ts,
+                        "history_from": from, "history_complete": complete,
+                    })
+                }
+            };
+            self.write_record(&Event::lifecycle(detail), &now_rfc3339())?;
+            delete.push(f);
+        }
+        if self.cfg.fsync != FsyncMode::Never && self.dirty {
+            self.sync()?;
+        }
+        for f in delete {
+            if let Err(e) = fs::remove_file(&f) {
+                tracing::error!(error = %e, file = %f.display(), "cannot delete an old audit file");
+                self.shared.note_error(format!("deleting {}: {e}", f.display()));
+            }
+        }
+        self.sync_dir();
+        Ok(())
     }
 }
 
@@ -377,7 +600,7 @@ fn resume_state(path: &Path) -> io::Result<Resume> {
 
 /// The last valid record in the final [`RESUME_SCAN_BYTES`] of a regular
 /// file, and a note if anything after it is not a valid record.
-fn last_valid_record(path: &Path) -> io::Result<(Option<Record>, Option<String>)> {
+pub(super) fn last_valid_record(path: &Path) -> io::Result<(Option<Record>, Option<String>)> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, None)),
@@ -433,7 +656,100 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use crate::audit::test_support::{call, cfg, lines, path_of, records, write_n};
-    use crate::audit::{AuditConfig, AuditError, AuditLog, FsyncMode, Record, kind, verify};
+    use crate::audit::{AuditConfig, AuditError, AuditLog, FsyncMode, Record, UnhealthyReason, kind, verify};
+
+    #[tokio::test]
+    async fn durable_append_is_on_disk_when_it_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { fsync: FsyncMode::Always, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        let (log, task) = AuditLog::start(c.clone()).await.expect("start");
+        for i in 0..3 {
+            log.record(call(i)).expect("record");
+        }
+        let d = log.record_durable(call(3), Duration::from_secs(5)).await.expect("durable");
+        // Read while the log is still open: the record is already there.
+        let recs = records(&path);
+        let last = recs.last().expect("records");
+        assert_eq!((last.seq, last.hash.as_str(), last.tool.as_deref()), (4, d.hash.as_str(), Some("tool-3")));
+        assert_eq!(d.seq, 4);
+        log.close().await;
+        task.await.expect("task");
+    }
+
+    /// A device that stops answering (a FIFO nobody reads: write(2) blocks
+    /// in the kernel, like a frozen or hung disk): a durable append times
+    /// out, then the log reports `stalled` and refuses durable appends at
+    /// once; reads of the state never block; when the device drains, the
+    /// log is healthy again and says how long it was stuck.
+    #[tokio::test]
+    async fn stalled_writer_is_detected_and_durable_appends_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = AuditConfig { write_ahead_timeout_ms: 200, ..cfg(dir.path()) };
+        let path = path_of(&c);
+        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo");
+        let reader = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path).expect("open fifo");
+        let (log, task) = AuditLog::start(c.clone()).await.expect("start");
+        assert!(log.is_healthy());
+        // 4 x 30 KiB records fill the 64 KiB pipe: the writer blocks.
+        for i in 0..4 {
+            let mut ev = call(i);
+            ev.args = Some(serde_json::json!({"pad": "x".repeat(30_000)}));
+            log.record(ev).expect("queued");
+        }
+        let t0 = Instant::now();
+        let r = log.record_durable(call(100), Duration::from_millis(100)).await;
+        assert!(matches!(r, Err(AuditError::Timeout(_))), "{r:?}");
+        assert!(t0.elapsed() < Duration::from_secs(1));
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!log.is_healthy());
+        let h = log.health();
+        assert_eq!(h.reason, Some(UnhealthyReason::Stalled), "{h:?}");
+        assert!(h.stalled_ms.is_some_and(|ms| ms >= 200), "{h:?}");
+        let t0 = Instant::now();
+        let r = log.record_durable(call(101), Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(AuditError::Stalled(ms)) if ms >= 200), "{r:?}");
+        assert!(matches!(log.flush().await, Err(AuditError::Stalled(_))));
+        assert!(t0.elapsed() < Duration::from_millis(100), "refused at once, not after a wait");
+
+        let drain = std::thread::spawn(move || {
+            let mut reader = reader;
+            let mut out = Vec::new();
+            let mut buf = [0u8; 65536];
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            out
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !log.is_healthy() {
+            assert!(Instant::now() < deadline, "healthy again after the drain: {:?}", log.health());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let d = log.record_durable(call(102), Duration::from_secs(5)).await.expect("durable after recovery");
+        log.close().await;
+        task.await.expect("task");
+        let text = String::from_utf8(drain.join().expect("drain")).expect("utf8");
+        let recs: Vec<Record> = text.lines().map(|l| serde_json::from_str(l).expect("parse")).collect();
+        for w in recs.windows(2) {
+            assert_eq!((w[1].seq, &w[1].prev), (w[0].seq + 1, &w[0].hash));
+        }
+        let tools: Vec<_> = recs.iter().filter_map(|r| r.tool.clone()).collect();
+        // The timed-out record was written late; the refused one never queued.
+        assert!(tools.contains(&"tool-100".to_string()) && !tools.contains(&"tool-101".to_string()), "{tools:?}");
+        let stalled =
+            recs.iter().find(|r| r.detail.as_ref().is_some_and(|d| d["event"] == "stalled")).expect("stalled record");
+        assert!(stalled.detail.as_ref().and_then(|d| d["ms"].as_u64()).is_some_and(|ms| ms >= 200));
+        let last = recs.iter().find(|r| r.seq == d.seq).expect("durable record");
+        assert_eq!((last.hash.as_str(), last.tool.as_deref()), (d.hash.as_str(), Some("tool-102")));
+    }
 
     #[tokio::test]
     async fn restart_resumes_seq_and_prev() {
@@ -619,6 +935,10 @@ mod tests {
         log.record(call(1)).expect("queued");
         assert!(matches!(log.flush().await, Err(AuditError::Unhealthy(_))));
         assert!(!log.is_healthy());
+        assert_eq!(log.health().reason, Some(UnhealthyReason::WriteFailed));
+        // A durable append learns that its own record failed.
+        let r = log.record_durable(call(2), Duration::from_secs(5)).await;
+        assert!(matches!(&r, Err(AuditError::Unhealthy(e)) if e.contains("No space left")), "{r:?}");
         log.close().await;
         task.await.expect("task");
     }

@@ -32,11 +32,24 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Json<Value> {
 /// served (also "degraded": reads work, writes are refused); 503 when the
 /// node is not connected.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
-    let audit_ok = state.spine.audit.is_healthy();
-    let audit = if audit_ok {
+    let health = state.spine.audit.health();
+    let audit_ok = health.healthy;
+    let mut audit = if audit_ok {
         json!({ "status": "ok" })
     } else {
-        json!({ "status": "failing", "error": state.spine.audit.last_error(), "effect": "writing tools refused" })
+        json!({
+            "status": "failing",
+            "reason": health.reason.map(|r| r.as_str()),
+            "error": health.error,
+            "effect": "writing tools refused",
+        })
+    };
+    if let Some(ms) = health.stalled_ms {
+        audit["stalled_ms"] = json!(ms);
+    }
+    audit["journald"] = match &health.journald {
+        Some(j) => json!({ "status": "on", "socket": j.socket, "sent": j.sent, "dropped": j.dropped }),
+        None => json!({ "status": "off" }),
     };
     let (tailnet_ok, tailnet) = match &*state.identity {
         IdentitySource::Tailnet(node) => match node.status(Duration::from_secs(2)).await {

@@ -51,13 +51,31 @@ where
         return Ok(reject_input(spine, caller, session, admitted, args, &e).into());
     }
     if spec.writes {
-        // Fail closed: no audit, no writes. The intent is recorded first.
+        // Write-ahead, fail closed: the tool runs only once its intent
+        // record is written (and fsynced when `fsync = always`); a stalled,
+        // full or failing log, or no answer within `write_ahead_timeout_ms`,
+        // refuses the call and nothing runs.
         let ev = Event { args: args.clone(), ..decision_event(spec.name, AuditDecision::Allow, None) };
-        let intent = spine.audit_event(caller, session.clone(), ev);
-        if !spine.audit.is_healthy() || intent.is_err() {
+        let ev = Spine::stamp(caller, session.clone(), ev);
+        if let Err(e) = spine.audit.record_durable(ev, spine.cfg.audit.write_ahead_timeout()).await {
             let err = ToolError::unavailable(
-                "the audit log cannot be written, so writing tools are refused",
-                "fix the audit log (disk space, permissions; see /readyz); read-only tools keep working",
+                format!("the audit log cannot record this call first ({e}), so writing tools are refused"),
+                "fix the audit log (disk space, permissions, a stalled device; see /readyz); read-only tools keep working",
+            );
+            // The intent may still reach the log later (a timed-out write
+            // completes when the device recovers): say the call did not run.
+            let _ = spine.audit_event(
+                caller,
+                session,
+                Event {
+                    kind: audit::kind::TOOL_CALL.into(),
+                    tool: Some(spec.name.to_string()),
+                    decision: Some(AuditDecision::Allow.as_str().into()),
+                    outcome: Some(Outcome::Refused.as_str().into()),
+                    error_category: Some(ErrorCategory::Unavailable.as_str().into()),
+                    detail: Some(json!({ "message": err.message, "write_ahead": "failed" })),
+                    ..Default::default()
+                },
             );
             return Ok(err.to_result().into());
         }

@@ -38,12 +38,19 @@ impl Spine {
     }
 
     /// Audit helper: fills principal fields from the caller.
-    pub fn audit_event(&self, caller: &Caller, session: Option<String>, mut ev: Event) -> Result<(), String> {
+    pub fn audit_event(&self, caller: &Caller, session: Option<String>, ev: Event) -> Result<(), String> {
+        self.audit.record(Self::stamp(caller, session, ev)).map_err(|e| e.to_string())
+    }
+
+    /// `ev` with the caller's principal fields and the session filled in
+    /// (what [`Self::audit_event`] records; the write-ahead intent uses it
+    /// with [`AuditLog::record_durable`]).
+    pub fn stamp(caller: &Caller, session: Option<String>, mut ev: Event) -> Event {
         ev.principal = Some(caller.principal.id.clone());
         ev.node = Some(caller.principal.node_name.clone());
         ev.source = Some(caller.principal.source.to_string());
         ev.session = session;
-        self.audit.record(ev).map_err(|e| e.to_string())
+        ev
     }
 
     /// Records a denial; when it trips the repeated-denial block, also an
