@@ -156,8 +156,9 @@ impl AuditLog {
 
     /// Queues one record; never blocks. Fails at once (and marks the log
     /// unhealthy) when the queue is full or the writer has stopped. `args`
-    /// are passed through [`redact_args`](crate::redact::redact_args) before
-    /// anything touches disk.
+    /// and `detail` are passed through
+    /// [`redact_args`](crate::redact::redact_args) before anything touches
+    /// disk.
     pub fn record(&self, ev: Event) -> Result<(), AuditError> {
         let Some(inner) = &self.inner else {
             return Ok(());

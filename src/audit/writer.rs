@@ -209,6 +209,9 @@ impl Writer {
         let r = self.announce_drops().and_then(|()| {
             let mut ev = ev.clone();
             ev.args = ev.args.as_ref().map(redact_args);
+            // Details carry error messages, which may quote the input
+            // (`invalid type: string "…"`): the same redaction applies.
+            ev.detail = ev.detail.as_ref().map(redact_args);
             self.append(&ev, ts)
         });
         if let Err(e) = &r {
