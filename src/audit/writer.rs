@@ -210,8 +210,10 @@ impl Writer {
             let mut ev = ev.clone();
             ev.args = ev.args.as_ref().map(redact_args);
             // Details carry error messages, which may quote the input
-            // (`invalid type: string "…"`): the same redaction applies.
+            // (`unknown tool: …`), and an unknown tool's name is the
+            // caller's text: the same redaction applies.
             ev.detail = ev.detail.as_ref().map(redact_args);
+            ev.tool = ev.tool.as_deref().map(crate::redact::redact_line);
             self.append(&ev, ts)
         });
         if let Err(e) = &r {

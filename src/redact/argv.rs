@@ -376,7 +376,7 @@ fn part_span(value: &str, at: usize, part: Part) -> Option<Range<usize>> {
         Whole => 0..inner.len(),
         AfterFirst(c) => inner.find(c).map(|i| i + 1..inner.len())?,
         AfterLast(c) => inner.rfind(c).map(|i| i + 1..inner.len())?,
-        AfterPrefix(p) => inner.starts_with(p).then(|| p.len()..inner.len())?,
+        AfterPrefix(p) => inner.starts_with(p).then_some(p.len()..inner.len())?,
         Between(a, b) => {
             let s = inner.find(a)? + 1;
             let e = inner[s..].find(b).map_or(inner.len(), |i| s + i);

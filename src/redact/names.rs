@@ -75,6 +75,8 @@ const NOT_SECRET_LAST_WORDS: &[&str] = &[
     "server",
     "host",
     "port",
+    "database",
+    "db",
 ];
 
 /// A name whose first word is one of these is a switch about a secret,
@@ -227,6 +229,7 @@ mod tests {
             "PWD",
             "OLDPWD",
             "secret_name",
+            "authenticationDatabase",
         ] {
             assert!(!is_secret_name(name), "{name} should not be secret");
         }

@@ -9,5 +9,6 @@ mod conn;
 mod docker;
 mod mcp;
 mod oauth;
+mod redaction;
 mod system;
 mod tailnet;
