@@ -18,7 +18,8 @@
 //!   (when [`AuditLog::record`](super::AuditLog::record) was called).
 //! - `kind`: see [`kind`] (`decision`, `tool_call`, `anomaly`, `alert`,
 //!   `lifecycle`).
-//! - `args`: tool arguments, always passed through
+//! - `args`, `detail`: tool arguments and details (error messages quote
+//!   input), always passed through
 //!   [`redact_args`](crate::redact::redact_args).
 //! - `prev`: the `hash` of the previous record (64 `0`s for the first record
 //!   ever).

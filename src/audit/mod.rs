@@ -32,9 +32,9 @@ use serde::Deserialize;
 
 pub use format::{Event, GENESIS_PREV, MAX_FIELD_BYTES, MAX_LINE_BYTES, Record};
 pub use journald::{DEFAULT_JOURNALD_SOCKET, JournaldMode};
+pub use rotate::RESUME_SCAN_BYTES;
 pub use rotate::rotated_files;
 pub use verify::{DroppedRange, Problem, VerifyOptions, VerifyReport, verify, verify_with};
-pub use writer::RESUME_SCAN_BYTES;
 use writer::{Msg, Shared, Writer};
 
 /// Bounds of `[audit] write_ahead_timeout_ms`: long enough for a slow fsync,
@@ -270,8 +270,9 @@ impl AuditLog {
 
     /// Queues one record; never blocks. Fails at once (and marks the log
     /// unhealthy) when the queue is full or the writer has stopped. `args`
-    /// are passed through [`redact_args`](crate::redact::redact_args) before
-    /// anything touches disk.
+    /// and `detail` are passed through
+    /// [`redact_args`](crate::redact::redact_args) before anything touches
+    /// disk.
     pub fn record(&self, ev: Event) -> Result<(), AuditError> {
         let Some(inner) = &self.inner else {
             return Ok(());

@@ -28,14 +28,13 @@
 //! and reads the files.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::format::{MAX_LINE_BYTES, Record, check_line};
 use super::kind;
-use super::writer::last_valid_record;
 
 /// How much of the start of a file is read to find its first valid record
 /// and the `lifecycle` records at its head.
@@ -103,7 +102,7 @@ pub(super) struct Summary {
 }
 
 /// First and last valid records of a file (each searched within
-/// [`HEAD_SCAN_BYTES`] / [`RESUME_SCAN_BYTES`](super::RESUME_SCAN_BYTES) of
+/// [`HEAD_SCAN_BYTES`] / [`RESUME_SCAN_BYTES`] of
 /// its ends).
 pub(super) fn summarize(path: &Path) -> io::Result<Summary> {
     let bytes = fs::metadata(path)?.len();
@@ -176,6 +175,59 @@ impl Pruned {
             history_complete: d.get("history_complete")?.as_bool()?,
         })
     }
+}
+
+/// How far back from the end of an existing file start-up looks for the last
+/// valid record to resume the chain from.
+pub const RESUME_SCAN_BYTES: u64 = 1024 * 1024;
+
+/// The last valid record in the final [`RESUME_SCAN_BYTES`] of a regular
+/// file, and a note if anything after it is not a valid record.
+pub(super) fn last_valid_record(path: &Path) -> io::Result<(Option<Record>, Option<String>)> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, None)),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_file() || meta.len() == 0 {
+        return Ok((None, None));
+    }
+    let len = meta.len();
+    let start = len.saturating_sub(RESUME_SCAN_BYTES);
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    file.take(len - start).read_to_end(&mut buf)?;
+    let mut lines: Vec<&[u8]> = buf.split(|b| *b == b'\n').collect();
+    if buf.last() == Some(&b'\n') {
+        lines.pop();
+    }
+    // The first piece may be the tail of a line cut by the scan window.
+    let skip_first = start > 0;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut bad: Option<String> = None;
+    for (i, line) in lines.iter().enumerate().rev() {
+        if i == 0 && skip_first {
+            break;
+        }
+        match check_line(line) {
+            Ok(rec) => {
+                let note = bad.map(|reason| {
+                    format!("{name} ended in an invalid record ({reason}); chain resumed from seq {}", rec.seq)
+                });
+                return Ok((Some(rec), note));
+            }
+            Err((reason, detail)) => {
+                if bad.is_none() {
+                    bad = Some(format!("{reason}: {detail}"));
+                }
+            }
+        }
+    }
+    let note = bad.map(|reason| {
+        format!("{name} has no valid record in its last {} bytes ({reason}); a new chain starts here", len - start)
+    });
+    Ok((None, note))
 }
 
 #[cfg(test)]

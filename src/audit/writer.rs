@@ -38,15 +38,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::format::{Event, GENESIS_PREV, Record, check_line, encode_line, now_rfc3339};
+use super::format::{Event, GENESIS_PREV, encode_line, now_rfc3339};
 use super::journald::{Entry, Journal};
-use super::rotate::{Pruned, beyond_keep, head_lifecycle, rotated_path, shift_files, summarize};
+use super::rotate::{Pruned, beyond_keep, head_lifecycle, last_valid_record, rotated_path, shift_files, summarize};
 use super::{AuditConfig, FsyncMode, UnhealthyReason, kind};
 use crate::redact::redact_args;
-
-/// How far back from the end of an existing file start-up looks for the last
-/// valid record to resume the chain from.
-pub const RESUME_SCAN_BYTES: u64 = 1024 * 1024;
 
 /// State shared between the handles and the writer.
 #[derive(Debug)]
@@ -310,6 +306,11 @@ impl Writer {
         let r = self.announce_drops().and_then(|()| {
             let mut ev = ev.clone();
             ev.args = ev.args.as_ref().map(redact_args);
+            // Details carry error messages, which may quote the input
+            // (`unknown tool: …`), and an unknown tool's name is the
+            // caller's text: the same redaction applies.
+            ev.detail = ev.detail.as_ref().map(redact_args);
+            ev.tool = ev.tool.as_deref().map(crate::redact::redact_line);
             self.append(&ev, ts)
         });
         if let Err(e) = &r {
@@ -596,55 +597,6 @@ fn resume_state(path: &Path) -> io::Result<Resume> {
         }
     }
     Ok(Resume { next_seq: 1, prev: GENESIS_PREV.to_string(), note })
-}
-
-/// The last valid record in the final [`RESUME_SCAN_BYTES`] of a regular
-/// file, and a note if anything after it is not a valid record.
-pub(super) fn last_valid_record(path: &Path) -> io::Result<(Option<Record>, Option<String>)> {
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, None)),
-        Err(e) => return Err(e),
-    };
-    if !meta.is_file() || meta.len() == 0 {
-        return Ok((None, None));
-    }
-    let len = meta.len();
-    let start = len.saturating_sub(RESUME_SCAN_BYTES);
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(start))?;
-    let mut buf = Vec::new();
-    file.take(len - start).read_to_end(&mut buf)?;
-    let mut lines: Vec<&[u8]> = buf.split(|b| *b == b'\n').collect();
-    if buf.last() == Some(&b'\n') {
-        lines.pop();
-    }
-    // The first piece may be the tail of a line cut by the scan window.
-    let skip_first = start > 0;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut bad: Option<String> = None;
-    for (i, line) in lines.iter().enumerate().rev() {
-        if i == 0 && skip_first {
-            break;
-        }
-        match check_line(line) {
-            Ok(rec) => {
-                let note = bad.map(|reason| {
-                    format!("{name} ended in an invalid record ({reason}); chain resumed from seq {}", rec.seq)
-                });
-                return Ok((Some(rec), note));
-            }
-            Err((reason, detail)) => {
-                if bad.is_none() {
-                    bad = Some(format!("{reason}: {detail}"));
-                }
-            }
-        }
-    }
-    let note = bad.map(|reason| {
-        format!("{name} has no valid record in its last {} bytes ({reason}); a new chain starts here", len - start)
-    });
-    Ok((None, note))
 }
 
 #[cfg(test)]

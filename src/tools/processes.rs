@@ -60,7 +60,8 @@ pub struct ListInput {
     /// Only processes of this user name.
     #[serde(default)]
     pub user: Option<String>,
-    /// Only processes whose command line contains this substring.
+    /// Only processes whose command line, as shown (redacted, arguments
+    /// joined by spaces), contains this substring.
     #[serde(default)]
     pub cmdline_contains: Option<String>,
     /// Page size (1-500, default 50).
@@ -148,6 +149,12 @@ fn redact_cmdline(args: &[String]) -> Vec<String> {
     crate::redact::redact_argv(&args[..args.len().min(MAX_ARGS)])
 }
 
+/// Whether the command line as shown ([`redact_cmdline`], arguments joined
+/// by spaces) contains `needle`.
+fn shown_cmdline_contains(args: &[String], needle: &str) -> bool {
+    redact_cmdline(args).join(" ").contains(needle)
+}
+
 /// Longest a caller may ask to wait for the process to exit.
 pub const MAX_WAIT_MS: u64 = 10_000;
 /// Default wait for the process to exit.
@@ -201,12 +208,16 @@ impl TailopsServer {
         };
         let snap = self.sampler()?.latest();
         let name = input.name.as_deref().map(str::to_lowercase);
+        // Filters match only what the caller is shown: the command line is
+        // redacted (and cut to MAX_ARGS) before `cmdline_contains` looks at
+        // it, or the filter would reveal a hidden password one guessed
+        // character at a time.
         let mut rows: Vec<&crate::host::sampler::ProcessSample> = snap
             .processes
             .iter()
             .filter(|p| name.as_deref().is_none_or(|n| p.name.to_lowercase().contains(n)))
             .filter(|p| input.user.as_deref().is_none_or(|u| p.user.as_deref() == Some(u)))
-            .filter(|p| input.cmdline_contains.as_deref().is_none_or(|c| p.cmdline.join(" ").contains(c)))
+            .filter(|p| input.cmdline_contains.as_deref().is_none_or(|c| shown_cmdline_contains(&p.cmdline, c)))
             .collect();
         match input.sort_by {
             SortBy::Cpu => rows.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid))),
@@ -351,6 +362,21 @@ impl TailopsServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cmdline_filter_sees_only_the_redacted_command_line() {
+        let args: Vec<String> = ["app", "--password=hunter2", "-v"].iter().map(|s| s.to_string()).collect();
+        for probe in ["hunter", "hunter2", "--password=h", "=hunter2"] {
+            assert!(!shown_cmdline_contains(&args, probe), "{probe} must not match a hidden value");
+        }
+        for probe in ["--password=[REDACTED]", "[REDACTED]", "--password", "app", "-v"] {
+            assert!(shown_cmdline_contains(&args, probe), "{probe} is shown, so it matches");
+        }
+        // Arguments past MAX_ARGS are not shown, so they do not match either.
+        let mut long: Vec<String> = vec!["x".into(); MAX_ARGS];
+        long.push("beyond-the-cut".into());
+        assert!(!shown_cmdline_contains(&long, "beyond-the-cut"));
+    }
 
     #[test]
     fn cmdlines_are_redacted() {

@@ -11,6 +11,7 @@ mod docker;
 mod identity;
 mod mcp;
 mod oauth;
+mod redaction;
 mod signal;
 mod spine;
 mod system;

@@ -37,6 +37,26 @@ pub struct ContainerListQuery {
     pub group_by_project: bool,
 }
 
+/// A `key=value` label filter may only name a value the caller is shown:
+/// the daemon matches the real value, so a filter on a hidden one
+/// (`api_token=guess`, `note=DB_PASSWORD=guess`) would confirm guesses of
+/// it. Filtering by the key alone (`api_token`) stays allowed.
+fn shown_label_filter(filter: &str) -> Result<(), ToolError> {
+    let Some((key, value)) = filter.split_once('=') else {
+        return Ok(());
+    };
+    let labels = [(key.to_string(), value.to_string())];
+    let shown = crate::redact::redact_labels(labels.iter().map(|(k, v)| (k, v)), false);
+    if shown.get(key).is_some_and(|v| v == value) {
+        Ok(())
+    } else {
+        Err(ToolError::invalid_input(
+            format!("label filter on {key:?} names a value that is redacted"),
+            "filter by the label key alone; values of secret-looking labels are hidden",
+        ))
+    }
+}
+
 impl Docker {
     /// Containers as the daemon lists them (`prune` chooses from these too).
     pub(super) async fn list_containers_raw(
@@ -53,6 +73,9 @@ impl Docker {
     pub async fn container_list(&self, q: ContainerListQuery, page: Page) -> Result<ContainerListOutput, ToolError> {
         let mut filters: HashMap<String, Vec<String>> = HashMap::new();
         let mut labels = label_filters(&q.labels)?;
+        for l in &labels {
+            shown_label_filter(l)?;
+        }
         if let Some(p) = &q.compose_project {
             labels.extend(label_filters(&[format!("{COMPOSE_PROJECT}={p}")])?);
         }
@@ -323,5 +346,21 @@ impl Docker {
             processes,
             truncated,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_filters_cannot_probe_hidden_values() {
+        for hidden in ["api_token=tok-guess", "note=DB_PASSWORD=hunter2", "db.password=x", "url=https://u:pw@h"] {
+            let e = shown_label_filter(hidden).expect_err(hidden);
+            assert_eq!(e.category, ErrorCategory::InvalidInput, "{hidden}");
+        }
+        for shown in ["api_token", "app=web", "com.docker.compose.project=shop", "tier"] {
+            assert!(shown_label_filter(shown).is_ok(), "{shown}");
+        }
     }
 }

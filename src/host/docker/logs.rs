@@ -9,9 +9,9 @@ use futures::StreamExt;
 use super::client::{Docker, unavailable};
 use super::convert::name_of;
 use super::limits::{MAX_LINE_BYTES, MAX_LOG_SCAN_BYTES};
-use super::redact::redact_line;
 use super::types::{LogLine, LogsOutput};
 use crate::mcp::contract::ToolError;
+use crate::redact::LineRedactor;
 
 /// A `container_logs` request, its bounds already checked by the caller.
 #[derive(Debug)]
@@ -49,6 +49,9 @@ struct LogCollector {
     scanned_lines: usize,
     /// Partial line per stream (stdout, stderr, console).
     partial: [Vec<u8>; 3],
+    /// Redaction state per stream: a PEM key's lines stay hidden up to its
+    /// END line.
+    redactors: [LineRedactor; 3],
 }
 
 impl LogCollector {
@@ -96,7 +99,7 @@ impl LogCollector {
             text.truncate(cut);
             text.push_str(" …[line cut]");
         }
-        let text = redact_line(&text);
+        let text = self.redactors[idx].line(&text);
         if let Some(g) = &self.grep {
             let hit = if self.ignore_case { text.to_lowercase().contains(g) } else { text.contains(g.as_str()) };
             if !hit {
@@ -145,6 +148,7 @@ impl Docker {
             scanned_bytes: 0,
             scanned_lines: 0,
             partial: Default::default(),
+            redactors: Default::default(),
         };
         let deadline = tokio::time::Instant::now() + self.timeout();
         let mut stream = c.api.logs(&id, Some(opts));
@@ -214,6 +218,7 @@ mod tests {
             scanned_bytes: 0,
             scanned_lines: 0,
             partial: Default::default(),
+            redactors: Default::default(),
         };
         col.push(0, b"line-1\nline-2\nli");
         col.push(0, b"ne-3\nline-4");
@@ -236,6 +241,7 @@ mod tests {
             scanned_bytes: 0,
             scanned_lines: 0,
             partial: Default::default(),
+            redactors: Default::default(),
         };
         col.push(1, b"2026-01-02T03:04:05.123456789Z DB_PASSWORD=hunter2\n");
         assert!(col.lines.is_empty(), "grep must not be an oracle for redacted secrets");
