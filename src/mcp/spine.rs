@@ -23,13 +23,16 @@ pub struct Spine {
     /// MagicDNS name (or local label) for server_info.
     pub node_name: String,
     specs: HashMap<&'static str, ToolSpec>,
+    /// Summarizes rate-limited refusals in the audit log (see
+    /// [`super::admit::RATE_REFUSAL_AUDIT_SECS`]).
+    pub(super) rate_refusals: super::admit::RateRefusalLog,
 }
 
 impl Spine {
     pub fn new(cfg: Arc<Config>, audit: AuditLog, node_name: String, specs: &[ToolSpec]) -> Self {
         let limiter = Limiter::new(cfg.limits.rate.clone());
         let specs = specs.iter().map(|s| (s.name, *s)).collect();
-        Self { cfg, audit, limiter, started: Instant::now(), node_name, specs }
+        Self { cfg, audit, limiter, started: Instant::now(), node_name, specs, rate_refusals: Default::default() }
     }
 
     /// The spec of a callable tool (`read_only` hides writing tools).
