@@ -35,52 +35,6 @@ use crate::auth::scopes::Scope;
 /// not be a cheap way to write large records.
 pub const REFUSED_ARGS_MAX_BYTES: usize = 1024;
 
-/// Rate-limited refusals of one caller (principal on its node) are written
-/// to the audit log at most once per this many seconds; the record carries
-/// how many refusals it stands for. Without it, a caller whose block just
-/// expired could write a record per request at network speed.
-pub const RATE_REFUSAL_AUDIT_SECS: u64 = 10;
-/// Callers whose rate-limited refusals are tracked for that summary at once.
-const MAX_RATE_REFUSAL_KEYS: usize = 10_000;
-
-/// Per caller: when its last rate-limited refusal was written, and how many
-/// have been refused since without a record.
-#[derive(Default)]
-pub struct RateRefusalLog {
-    map: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
-}
-
-impl RateRefusalLog {
-    /// `Some(n)`: write a record now, standing for `n` refusals (this one
-    /// included); `None`: counted, not written.
-    fn admit_record(&self, key: &str) -> Option<u64> {
-        let now = std::time::Instant::now();
-        let every = Duration::from_secs(RATE_REFUSAL_AUDIT_SECS);
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_RATE_REFUSAL_KEYS && !map.contains_key(key) {
-            map.retain(|_, (at, _)| now.duration_since(*at) < every);
-        }
-        match map.get_mut(key) {
-            Some((at, n)) if now.duration_since(*at) < every => {
-                *n = n.saturating_add(1);
-                None
-            }
-            Some((at, n)) => {
-                let total = n.saturating_add(1);
-                *at = now;
-                *n = 0;
-                Some(total)
-            }
-            None => {
-                if map.len() < MAX_RATE_REFUSAL_KEYS {
-                    map.insert(key.to_string(), (now, 0));
-                }
-                Some(1)
-            }
-        }
-    }
-}
-
 /// The audit words for a decision (stable: they are in the log format).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditDecision {
@@ -293,16 +247,6 @@ pub fn decision_event(tool: &str, decision: AuditDecision, outcome: Option<Outco
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rate_refusals_are_summarized_per_caller() {
-        let log = RateRefusalLog::default();
-        assert_eq!(log.admit_record("a@n1"), Some(1), "the first refusal is written");
-        for _ in 0..50 {
-            assert_eq!(log.admit_record("a@n1"), None, "then counted, not written, for 10 s");
-        }
-        assert_eq!(log.admit_record("a@n2"), Some(1), "another node of the same principal has its own");
-    }
 
     #[test]
     fn refused_arguments_are_capped_at_the_limit_edge() {
