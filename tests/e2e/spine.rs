@@ -26,7 +26,7 @@ fn audit_records(dir: &std::path::Path) -> Vec<Value> {
 async fn malformed_arguments_are_structured_invalid_input_and_audited() {
     let tmp = tempfile::tempdir().expect("tmp");
     let cfg = "[local]\nname = \"dev\"\nroles = [\"admin\"]\n[limits.rate]\nburst = 100\ncalls_per_minute = 6000\n";
-    let (_server, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
+    let (mut server, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
     let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
     assert_eq!(c.initialize().await.status, 200);
 
@@ -59,6 +59,11 @@ async fn malformed_arguments_are_structured_invalid_input_and_audited() {
         assert!(!e["hint"].as_str().unwrap_or_default().is_empty(), "{tool} {args}: a hint: {e}");
         assert!(!msg.contains("failed to deserialize"), "{msg}");
     }
+    // A good call still works.
+    let r = c.call("process_list", json!({"limit": 1})).await;
+    assert!(!r.is_tool_error(), "{}", r.body);
+    // Stopping closes the audit log: every record queued is on disk.
+    assert!(server.stop().success());
     // Every one of them is in the audit log as a failed call, invalid_input.
     let recs = audit_records(tmp.path());
     let bad: Vec<&Value> = recs
@@ -67,9 +72,6 @@ async fn malformed_arguments_are_structured_invalid_input_and_audited() {
         .collect();
     assert_eq!(bad.len(), cases.len(), "one invalid_input record per bad call: {bad:#?}");
     assert!(!recs.iter().any(|r| r["error_category"] == "internal"), "nothing audited as internal");
-    // A good call still works.
-    let r = c.call("process_list", json!({"limit": 1})).await;
-    assert!(!r.is_tool_error(), "{}", r.body);
 }
 
 /// A body that is not JSON gets 400 with JSON-RPC -32700 (it was 415);
@@ -110,7 +112,7 @@ async fn refused_calls_are_charged_counted_and_capped_in_the_audit_log() {
     let tmp = tempfile::tempdir().expect("tmp");
     let cfg =
         "[local]\nname = \"nobody\"\nroles = []\n[limits.rate]\nburst = 50\ncalls_per_minute = 6000\nmax_denials = 5\n";
-    let (_server, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
+    let (mut server, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
     let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
     assert_eq!(c.initialize().await.status, 200);
     let big = "A".repeat(60 * 1024);
@@ -122,6 +124,7 @@ async fn refused_calls_are_charged_counted_and_capped_in_the_audit_log() {
     // 5 unknown tools trip the block; the rest are refused 429 at the gate.
     assert!(statuses[..5].iter().all(|(s, code)| *s == 200 && *code == Some(-32602)), "{statuses:?}");
     assert!(statuses[5..].iter().all(|(s, _)| *s == 429), "blocked after 5 unknown tools: {statuses:?}");
+    assert!(server.stop().success(), "stopping flushes the audit log");
     let recs = audit_records(tmp.path());
     let unknown: Vec<&Value> = recs.iter().filter(|r| r["outcome"] == "unknown_tool").collect();
     assert_eq!(unknown.len(), 5, "{unknown:#?}");
