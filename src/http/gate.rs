@@ -23,8 +23,9 @@ use crate::audit::{self, Event};
 use crate::auth::caller::Caller;
 use crate::auth::oauth::bearer_from_header;
 use crate::auth::scopes::Scope;
-use crate::mcp::call::{PARSE_ERROR, RATE_LIMITED_CODE, reject_input};
-use crate::mcp::{Decided, Refusal, validate};
+use crate::mcp::call::reject_non_object;
+use crate::mcp::contract::{PARSE_ERROR, RATE_LIMITED_CODE};
+use crate::mcp::{Decided, Refusal};
 
 /// Which principal created each MCP session: a session id presented by
 /// anyone else is answered 404, as if it did not exist.
@@ -243,16 +244,10 @@ pub(super) async fn mcp_gate(State(state): State<AppState>, mut req: Request, ne
             retry_after(&mut resp, wait);
             return resp;
         }
-        // `arguments` that are not an object never reach rmcp (it would
-        // answer a bare protocol error and nothing would be audited).
         if let (Ok(admitted), Some(args)) = (&result, msg.pointer("/params/arguments"))
-            && !args.is_object()
+            && let Some(r) = reject_non_object(spine, &caller, sid.clone(), admitted, args)
         {
-            let input = validate::check_args(&serde_json::Map::new(), Some(args));
-            if let Err(e) = input {
-                let r = reject_input(spine, &caller, sid.clone(), admitted, Some(args.clone()), &e);
-                return (StatusCode::OK, Json(json!({ "jsonrpc": "2.0", "id": id, "result": r }))).into_response();
-            }
+            return (StatusCode::OK, Json(json!({ "jsonrpc": "2.0", "id": id, "result": r }))).into_response();
         }
         parts.extensions.insert(Decided { tool: name.to_string(), result });
     }

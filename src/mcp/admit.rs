@@ -20,8 +20,11 @@
 
 use std::time::Duration;
 
+use rmcp::ErrorData;
+use rmcp::model::{CallToolResponse, ErrorCode};
 use serde_json::{Value, json};
 
+use super::contract::RATE_LIMITED_CODE;
 use super::contract::{ErrorCategory, ToolError, ToolSpec};
 use super::spine::Spine;
 use crate::audit::{self, Event};
@@ -128,6 +131,29 @@ impl Refusal {
             Refusal::RateLimited { retry_after } | Refusal::Blocked { retry_after } => Some(*retry_after),
             _ => None,
         }
+    }
+
+    /// How a refusal reaches an MCP client past the HTTP gate (or on
+    /// stdio): unknown tools and rate limits as JSON-RPC errors, denials as
+    /// tool results with a structured error.
+    pub fn to_response(&self) -> Result<CallToolResponse, ErrorData> {
+        match self {
+            Refusal::UnknownTool { name } => Err(ErrorData::invalid_params(format!("unknown tool: {name}"), None)),
+            Refusal::RateLimited { retry_after } | Refusal::Blocked { retry_after } => {
+                Err(self.rate_error(*retry_after))
+            }
+            Refusal::Denied { .. } | Refusal::StepUp { .. } => Ok(self.to_tool_error().to_result().into()),
+        }
+    }
+
+    /// The JSON-RPC error of a rate refusal (`RATE_LIMITED_CODE`).
+    pub fn rate_error(&self, retry_after: Duration) -> ErrorData {
+        let secs = retry_after.as_secs_f64().ceil();
+        ErrorData::new(
+            ErrorCode(RATE_LIMITED_CODE),
+            format!("{}; retry after {secs} s", self.rate_message()),
+            Some(json!({ "retry_after_secs": secs })),
+        )
     }
 
     pub fn rate_message(&self) -> String {

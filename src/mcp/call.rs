@@ -23,10 +23,6 @@ use crate::auth::caller::Caller;
 /// backoff (doubled each time).
 pub const READ_RETRIES: u32 = 2;
 pub const READ_RETRY_BACKOFF: Duration = Duration::from_millis(200);
-/// JSON-RPC error code for "rate limited" on transports without HTTP status.
-pub const RATE_LIMITED_CODE: i32 = -32029;
-/// JSON-RPC "parse error": the message is not JSON.
-pub const PARSE_ERROR: i32 = -32700;
 
 /// Runs an admitted call through the spine. `input_check` is the result of
 /// checking the arguments against the tool's schema ([`super::validate`]):
@@ -64,19 +60,11 @@ where
             );
             // The intent may still reach the log later (a timed-out write
             // completes when the device recovers): say the call did not run.
-            let _ = spine.audit_event(
-                caller,
-                session,
-                Event {
-                    kind: audit::kind::TOOL_CALL.into(),
-                    tool: Some(spec.name.to_string()),
-                    decision: Some(AuditDecision::Allow.as_str().into()),
-                    outcome: Some(Outcome::Refused.as_str().into()),
-                    error_category: Some(ErrorCategory::Unavailable.as_str().into()),
-                    detail: Some(json!({ "message": err.message, "write_ahead": "failed" })),
-                    ..Default::default()
-                },
-            );
+            let ev = Event {
+                detail: Some(json!({ "message": err.message, "write_ahead": "failed" })),
+                ..call_record(spec.name, Outcome::Refused.as_str(), Some(ErrorCategory::Unavailable))
+            };
+            let _ = spine.audit_event(caller, session, ev);
             return Ok(err.to_result().into());
         }
     }
@@ -91,22 +79,42 @@ where
     }
 
     let (outcome, category) = outcome_of(&resp);
-    let _ = spine.audit_event(
-        caller,
-        session,
-        Event {
-            kind: audit::kind::TOOL_CALL.into(),
-            tool: Some(spec.name.to_string()),
-            args,
-            decision: Some(AuditDecision::Allow.as_str().into()),
-            outcome: Some(outcome),
-            error_category: category.map(|c| c.as_str().to_string()),
-            duration_ms: Some(u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX)),
-            detail: (attempt > 0).then(|| json!({ "retries": attempt })),
-            ..Default::default()
-        },
-    );
+    let ev = Event {
+        args,
+        duration_ms: Some(u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX)),
+        detail: (attempt > 0).then(|| json!({ "retries": attempt })),
+        ..call_record(spec.name, &outcome, category)
+    };
+    let _ = spine.audit_event(caller, session, ev);
     resp
+}
+
+/// The `tool_call` audit record of an admitted call that ended with
+/// `outcome` (and `category` when it failed).
+pub fn call_record(tool: &str, outcome: &str, category: Option<ErrorCategory>) -> Event {
+    Event {
+        kind: audit::kind::TOOL_CALL.into(),
+        tool: Some(tool.to_string()),
+        decision: Some(AuditDecision::Allow.as_str().into()),
+        outcome: Some(outcome.to_string()),
+        error_category: category.map(|c| c.as_str().to_string()),
+        ..Default::default()
+    }
+}
+
+/// The answer to an admitted call whose `arguments` is present but not an
+/// object: it never reaches rmcp (which would answer a bare protocol error
+/// that nothing audits), on HTTP nor on stdio. None when `args` is an
+/// object.
+pub fn reject_non_object(
+    spine: &Spine,
+    caller: &Caller,
+    session: Option<String>,
+    admitted: &Admitted,
+    args: &Value,
+) -> Option<CallToolResult> {
+    let err = super::validate::check_args(&serde_json::Map::new(), Some(args)).err().filter(|_| !args.is_object())?;
+    Some(reject_input(spine, caller, session, admitted, Some(args.clone()), &err))
 }
 
 /// Answers an admitted call whose arguments are malformed, without running
@@ -121,20 +129,12 @@ pub fn reject_input(
     args: Option<Value>,
     err: &ToolError,
 ) -> CallToolResult {
-    let _ = spine.audit_event(
-        caller,
-        session,
-        Event {
-            kind: audit::kind::TOOL_CALL.into(),
-            tool: Some(admitted.spec.name.to_string()),
-            args: cap_refused_args(args.as_ref()),
-            decision: Some(AuditDecision::Allow.as_str().into()),
-            outcome: Some(Outcome::Error.as_str().into()),
-            error_category: Some(ErrorCategory::InvalidInput.as_str().into()),
-            detail: Some(json!({ "message": err.message })),
-            ..Default::default()
-        },
-    );
+    let ev = Event {
+        args: cap_refused_args(args.as_ref()),
+        detail: Some(json!({ "message": err.message })),
+        ..call_record(admitted.spec.name, Outcome::Error.as_str(), Some(ErrorCategory::InvalidInput))
+    };
+    let _ = spine.audit_event(caller, session, ev);
     err.to_result()
 }
 

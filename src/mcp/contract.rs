@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::scopes::Scope;
 
+/// JSON-RPC error code for "rate limited" on transports without HTTP status.
+pub const RATE_LIMITED_CODE: i32 = -32029;
+/// JSON-RPC "parse error": the message is not JSON.
+pub const PARSE_ERROR: i32 = -32700;
+
 /// What the spine needs to know about a tool. Each domain lists its tools'
 /// specs in a `SPECS` table next to the functions; start-up checks that the
 /// tables and the routers name exactly the same tools.

@@ -9,14 +9,15 @@
 
 use std::sync::Arc;
 
-use rmcp::{ErrorData, ServerHandler, ServiceExt};
+use rmcp::{ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::call::{PARSE_ERROR, RATE_LIMITED_CODE, reject_input};
-use super::{Refusal, Spine, validate};
+use super::Spine;
+use super::call::reject_non_object;
+use super::contract::PARSE_ERROR;
 use crate::auth::caller::Caller;
 
 /// JSON-RPC "invalid request" (here: a line over the size limit).
@@ -150,22 +151,15 @@ fn non_object_arguments(spine: &Spine, caller: &Caller, msg: &Value) -> Option<V
     let name = msg.pointer("/params/name").and_then(Value::as_str).unwrap_or_default();
     let body = match spine.admit(caller, None, name, Some(args)) {
         Ok(admitted) => {
-            let err = validate::check_args(&serde_json::Map::new(), Some(args)).err()?;
-            let r = reject_input(spine, caller, None, &admitted, Some(args.clone()), &err);
-            json!({ "jsonrpc": "2.0", "id": id, "result": r })
+            let result = reject_non_object(spine, caller, None, &admitted, args)?;
+            json!({ "jsonrpc": "2.0", "id": id, "result": result })
         }
-        Err(Refusal::UnknownTool { name }) => {
-            let e = ErrorData::invalid_params(format!("unknown tool: {name}"), None);
-            json!({ "jsonrpc": "2.0", "id": id, "error": e })
-        }
-        Err(r) if r.retry_after().is_some() => {
-            let secs = r.retry_after().unwrap_or_default().as_secs_f64().ceil();
-            json!({ "jsonrpc": "2.0", "id": id, "error": {
-                "code": RATE_LIMITED_CODE,
-                "message": format!("{}; retry after {secs} s", r.rate_message()),
-                "data": { "retry_after_secs": secs } } })
-        }
-        Err(r) => json!({ "jsonrpc": "2.0", "id": id, "result": r.to_tool_error().to_result() }),
+        // Refusals as everywhere else: a JSON-RPC error, or (denials) a
+        // tool result with the structured error.
+        Err(r) => match r.to_response() {
+            Err(e) => json!({ "jsonrpc": "2.0", "id": id, "error": e }),
+            Ok(_) => json!({ "jsonrpc": "2.0", "id": id, "result": r.to_tool_error().to_result() }),
+        },
     };
     Some(body.to_string().into_bytes())
 }

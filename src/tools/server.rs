@@ -10,20 +10,19 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, InitializeResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, ResultType, ServerCapabilities,
+    CacheScope, CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, ResultType, ServerCapabilities,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use crate::audit::{self, Event};
 use crate::auth::caller::Caller;
 use crate::auth::policy::Decision;
 use crate::host::Host;
-use crate::mcp::admit::{AuditDecision, Outcome};
-use crate::mcp::call::{RATE_LIMITED_CODE, run_admitted};
+use crate::mcp::admit::Outcome;
+use crate::mcp::call::{call_record, run_admitted};
 use crate::mcp::{Admitted, Decided, Refusal, Spine, validate};
 
 #[derive(Clone)]
@@ -92,26 +91,6 @@ impl TailopsServer {
             _ => self.spine.admit(caller, Self::session(ctx).as_deref(), name, args),
         }
     }
-}
-
-/// How a refusal reaches an MCP client that got past the HTTP gate (or
-/// uses stdio): unknown tools and rate limits as JSON-RPC errors, denials
-/// as tool results with a structured error.
-fn render_refusal(r: &Refusal) -> Result<CallToolResponse, ErrorData> {
-    match r {
-        Refusal::UnknownTool { name } => Err(ErrorData::invalid_params(format!("unknown tool: {name}"), None)),
-        Refusal::RateLimited { retry_after } | Refusal::Blocked { retry_after } => Err(rate_error(r, *retry_after)),
-        Refusal::Denied { .. } | Refusal::StepUp { .. } => Ok(r.to_tool_error().to_result().into()),
-    }
-}
-
-fn rate_error(r: &Refusal, retry_after: std::time::Duration) -> ErrorData {
-    let secs = retry_after.as_secs_f64().ceil();
-    ErrorData::new(
-        ErrorCode(RATE_LIMITED_CODE),
-        format!("{}; retry after {secs} s", r.rate_message()),
-        Some(json!({ "retry_after_secs": secs })),
-    )
 }
 
 fn private_if_2026(ctx: &RequestContext<RoleServer>) -> (Option<u64>, Option<CacheScope>) {
@@ -196,23 +175,14 @@ impl ServerHandler for TailopsServer {
         };
         if let Err(r) = self.spine.admit_as(&caller, session.as_deref(), &audit_name, res.tool, None) {
             return Err(match r.retry_after() {
-                Some(wait) => rate_error(&r, wait),
+                Some(wait) => r.rate_error(wait),
                 None => ErrorData::invalid_request(format!("reading {} requires scope {}", res.uri, res.scope), None),
             });
         }
         let body = super::read_resource(&self.host, res.uri);
-        let _ = self.spine.audit_event(
-            &caller,
-            session,
-            Event {
-                kind: audit::kind::TOOL_CALL.into(),
-                tool: Some(audit_name),
-                decision: Some(AuditDecision::Allow.as_str().into()),
-                outcome: Some(if body.is_ok() { Outcome::Ok } else { Outcome::Error }.as_str().into()),
-                error_category: body.as_ref().err().map(|e| e.category.as_str().into()),
-                ..Default::default()
-            },
-        );
+        let outcome = if body.is_ok() { Outcome::Ok } else { Outcome::Error };
+        let ev = call_record(&audit_name, outcome.as_str(), body.as_ref().err().map(|e| e.category));
+        let _ = self.spine.audit_event(&caller, session, ev);
         match body {
             Ok(contents) => Ok(ReadResourceResult::new(contents).into()),
             Err(e) => Err(ErrorData::internal_error(e.message, None)),
@@ -234,7 +204,7 @@ impl ServerHandler for TailopsServer {
         let args = request.arguments.clone().map(Value::Object);
         let admitted = match self.admission(&context, &caller, &request.name, args.as_ref()) {
             Ok(a) => a,
-            Err(r) => return render_refusal(&r),
+            Err(r) => return r.to_response(),
         };
         let input_check = match self.router.get(&request.name) {
             Some(tool) => validate::check_args(&tool.input_schema, args.as_ref()),
