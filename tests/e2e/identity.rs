@@ -3,36 +3,18 @@
 //! tagged nodes that share one principal id (`tags:tag:ci`), and a revoked
 //! grant used on a connection kept alive across the revocation.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+use crate::mcp::start_tagged_server;
 use crate::mcp::{Victim, session};
 use crate::support::client;
 use crate::support::headscale::{CAP, Headscale};
-use crate::support::mcp::{Client, PROTOCOL, Reply, Via};
-use crate::support::server::{ServeOpts, ServerProcess};
-
-/// A tailnet server tagged tag:tailops (the grants' destination) with
-/// `config` as its config file.
-fn start_server(hs: &Headscale, dir: &Path, hostname: &str, config: &str) -> ServerProcess {
-    let cfg = dir.join("server.toml");
-    std::fs::write(&cfg, config).expect("config");
-    let key = hs.tagged_key("tag:tailops");
-    ServerProcess::start(ServeOpts {
-        hostname,
-        control_url: &hs.url,
-        state_dir: &dir.join("server"),
-        auth_key: Some(&key),
-        tags: None,
-        ephemeral: true,
-        extra_args: vec!["--config".into(), cfg.display().to_string()],
-    })
-}
+use crate::support::mcp::{Client, PROTOCOL, Reply, Via, read_reply};
 
 /// alice: an admin grant plus a value that carries a deny next to a field
 /// this server does not know (it used to drop the value whole, deny
@@ -65,7 +47,7 @@ tools = { deny = ["contaner_stop"] }
 async fn a_deny_is_never_dropped_and_typos_are_reported() {
     let hs = Headscale::start_with_policy(DENY_POLICY);
     let tmp = tempfile::tempdir().expect("tmp");
-    let server = start_server(&hs, tmp.path(), "ops-deny", TYPO_CONFIG);
+    let server = start_tagged_server(&hs, tmp.path(), "ops-deny", TYPO_CONFIG);
     let host = server.dns_name.clone();
 
     // Start-up: the local policy's typo was logged before serving.
@@ -147,7 +129,7 @@ block_secs = 300
 async fn tagged_nodes_do_not_share_blocks_or_sessions() {
     let hs = Headscale::start();
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut server = start_server(&hs, tmp.path(), "ops-tags", CI_CONFIG);
+    let mut server = start_tagged_server(&hs, tmp.path(), "ops-tags", CI_CONFIG);
     let host = server.dns_name.clone();
     let key = hs.tagged_key("tag:ci");
     let node_a = client::node("ci-a", &hs.url, &key, &tmp.path().join("a")).await;
@@ -248,28 +230,7 @@ impl KeptConn {
             .await
             .expect("response within 30 s")
             .expect("response on the kept-alive connection");
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let bytes = tokio::time::timeout(Duration::from_secs(30), res.into_body().collect())
-            .await
-            .expect("body within 30 s")
-            .expect("body")
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes);
-        let sse = headers
-            .get("content-type")
-            .and_then(|c| c.to_str().ok())
-            .is_some_and(|c| c.starts_with("text/event-stream"));
-        let body = if sse {
-            text.lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-                .next_back()
-                .unwrap_or(Value::Null)
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()))
-        };
-        Reply { status, headers, body }
+        read_reply(res).await
     }
 
     async fn call(&mut self, tool: &str) -> Reply {
@@ -311,7 +272,7 @@ async fn revoked_grant_stops_on_a_kept_alive_connection() {
     let hs = Headscale::start_with_policy(GRANT_POLICY);
     let tmp = tempfile::tempdir().expect("tmp");
     let config = format!("[limits]\nidentity_ttl_secs = {TTL_SECS}\n");
-    let server = start_server(&hs, tmp.path(), "ops-ttl", &config);
+    let server = start_tagged_server(&hs, tmp.path(), "ops-ttl", &config);
     let host = server.dns_name.clone();
     let bob = client::node("bob-k", &hs.url, &hs.user_key("bob", true), &tmp.path().join("b")).await;
 

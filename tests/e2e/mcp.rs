@@ -62,8 +62,14 @@ scopes = ["audit:read"]
 "#;
 
 fn start_tailnet_server(hs: &Headscale, dir: &Path, hostname: &str) -> ServerProcess {
+    start_tagged_server(hs, dir, hostname, TAILNET_CONFIG)
+}
+
+/// A tailnet server tagged tag:tailops (the grants' destination) with
+/// `config` as its config file.
+pub(crate) fn start_tagged_server(hs: &Headscale, dir: &Path, hostname: &str, config: &str) -> ServerProcess {
     let cfg = dir.join("server.toml");
-    std::fs::write(&cfg, TAILNET_CONFIG).expect("config");
+    std::fs::write(&cfg, config).expect("config");
     let key = hs.tagged_key("tag:tailops");
     ServerProcess::start(ServeOpts {
         hostname,
@@ -401,22 +407,12 @@ async fn idle_sessions_are_reaped() {
 /// `[local]` principal, and rate limiting as a JSON-RPC error.
 #[test]
 fn stdio_mode_serves_the_same_tools() {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, Write};
     let tmp = tempfile::tempdir().expect("tmp");
-    let cfg = tmp.path().join("t.toml");
-    std::fs::write(&cfg, "[local]\nname = \"cli\"\nroles = [\"viewer\"]\n[limits.rate]\nburst = 2\n").expect("cfg");
-    let mut child = Command::new(ServerProcess::bin())
-        .args(["serve", "--stdio", "--config"])
-        .arg(&cfg)
-        .arg("--state-dir")
-        .arg(tmp.path().join("state"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut child, mut stdin, mut out) = crate::support::server::spawn_stdio(
+        tmp.path(),
+        "[local]\nname = \"cli\"\nroles = [\"viewer\"]\n[limits.rate]\nburst = 2\n",
+    );
     let mut rpc = |msg: Value, expect_reply: bool| -> Value {
         writeln!(stdin, "{msg}").expect("write");
         stdin.flush().expect("flush");

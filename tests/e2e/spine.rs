@@ -3,8 +3,7 @@
 //! stdio lines, duplicate Host/Authorization headers, and refused calls
 //! that try to write large audit records.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, Write};
 
 use serde_json::{Value, json};
 
@@ -143,20 +142,8 @@ async fn refused_calls_are_charged_counted_and_capped_in_the_audit_log() {
 #[test]
 fn stdio_answers_malformed_lines() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let cfg = tmp.path().join("t.toml");
-    std::fs::write(&cfg, "[limits]\nmax_request_body_bytes = 4096\n").expect("cfg");
-    let mut child = Command::new(ServerProcess::bin())
-        .args(["serve", "--stdio", "--config"])
-        .arg(&cfg)
-        .arg("--state-dir")
-        .arg(tmp.path().join("state"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut child, mut stdin, mut out) =
+        crate::support::server::spawn_stdio(tmp.path(), "[limits]\nmax_request_body_bytes = 4096\n");
     let mut send = |line: &str| -> Value {
         writeln!(stdin, "{line}").expect("write");
         stdin.flush().expect("flush");

@@ -225,6 +225,15 @@ where
         .await
         .expect("response within 30 s")
         .expect("response");
+    let reply = read_reply(res).await;
+    drop(sender);
+    driver.abort();
+    reply
+}
+
+/// A response as a [`Reply`]: the JSON-RPC message (last `data:` event for
+/// SSE) or the JSON body, read within 30 s.
+pub async fn read_reply(res: hyper::Response<hyper::body::Incoming>) -> Reply {
     let status = res.status().as_u16();
     let headers = res.headers().clone();
     let bytes = tokio::time::timeout(Duration::from_secs(30), res.into_body().collect())
@@ -232,8 +241,6 @@ where
         .expect("body within 30 s")
         .expect("body")
         .to_bytes();
-    drop(sender);
-    driver.abort();
     let text = String::from_utf8_lossy(&bytes);
     let body = if headers.get("content-type").is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"))
     {

@@ -30,6 +30,29 @@ pub struct ServeOpts<'a> {
     pub extra_args: Vec<String>,
 }
 
+/// `tailops serve --stdio` with `config` as its config file and a state dir
+/// in `dir`: the child, its stdin, and its stdout as lines.
+pub fn spawn_stdio(
+    dir: &Path,
+    config: &str,
+) -> (Child, std::process::ChildStdin, BufReader<std::process::ChildStdout>) {
+    let cfg = dir.join("t.toml");
+    std::fs::write(&cfg, config).expect("cfg");
+    let mut child = Command::new(ServerProcess::bin())
+        .args(["serve", "--stdio", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdin = child.stdin.take().expect("stdin");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    (child, stdin, out)
+}
+
 impl ServerProcess {
     pub fn bin() -> PathBuf {
         PathBuf::from(env!("CARGO_BIN_EXE_tailops"))
