@@ -60,6 +60,8 @@ pub struct Config {
     pub sampler: crate::host::sampler::SamplerConfig,
     /// Docker connection and limits.
     pub docker: crate::host::docker::DockerConfig,
+    /// `[files]`: roots the file tools may touch (none by default).
+    pub files: crate::host::files::FilesConfig,
 }
 
 /// Explicit bounds for the HTTP side; all documented in the README.
@@ -174,6 +176,7 @@ impl Default for Config {
             oauth: Default::default(),
             sampler: Default::default(),
             docker: Default::default(),
+            files: Default::default(),
         }
     }
 }
@@ -343,6 +346,7 @@ impl Config {
         }
         self.sampler.validate().map_err(|message| ConfigError::Invalid { field: "sampler", message })?;
         self.docker.validate().map_err(|message| ConfigError::Invalid { field: "docker", message })?;
+        self.files.validate().map_err(|message| ConfigError::Invalid { field: "files", message })?;
         if self.oauth.enabled {
             let mut o = self.oauth.clone();
             if o.resource.is_empty() {

@@ -22,6 +22,7 @@ use crate::auth::oauth::{AsyncIo, ConnectFuture, Connector, TcpConnector};
 use crate::config::Config;
 use crate::host::Host;
 use crate::host::docker::Docker;
+use crate::host::files::Files;
 use crate::host::sampler::{AlertEvent, Sampler};
 use crate::http::{self, Accept, DomainHealth, Endpoint, IdentitySource, OAuthGate};
 use crate::mcp::Spine;
@@ -64,7 +65,10 @@ struct Parts {
 
 impl Parts {
     fn spine(&self, node_label: String) -> Arc<Spine> {
-        Arc::new(Spine::new(self.cfg.clone(), self.audit.clone(), node_label, &tools::all_specs()))
+        Arc::new(
+            Spine::new(self.cfg.clone(), self.audit.clone(), node_label, &tools::all_specs())
+                .hide(tools::not_offered(&self.cfg)),
+        )
     }
 }
 
@@ -84,7 +88,8 @@ pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow
     }
     let audit = open_audit(&cfg).await?;
     let sampler = start_sampler(&cfg, &audit, shutdown.clone()).await?;
-    let host = Arc::new(Host { sampler: Some(sampler), docker: Docker::new(&cfg.docker) });
+    let files = Arc::new(Files::open(&cfg.files));
+    let host = Arc::new(Host { sampler: Some(sampler), docker: Docker::new(&cfg.docker), files });
     let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()) };
     let result = match mode.clone() {
         Mode::Tailnet => run_tailnet(&parts, shutdown).await,

@@ -20,11 +20,13 @@ pub struct LocalPrincipal {
     pub name: String,
     pub roles: Vec<Role>,
     pub scopes: Vec<Scope>,
+    /// Narrows the file roots it sees (`files = { roots = ["logs"] }`).
+    pub files: Option<super::policy::FilesRule>,
 }
 
 impl Default for LocalPrincipal {
     fn default() -> Self {
-        Self { name: "local".into(), roles: vec![Role::Viewer], scopes: Vec::new() }
+        Self { name: "local".into(), roles: vec![Role::Viewer], scopes: Vec::new(), files: None }
     }
 }
 
@@ -53,7 +55,10 @@ impl Caller {
             source,
             capabilities: Default::default(),
         };
-        let access = Access::fixed(&l.roles, &l.scopes, "config [local]");
+        let mut access = Access::fixed(&l.roles, &l.scopes, "config [local]");
+        if let Some(files) = &l.files {
+            access.narrow_roots(&files.roots, "config [local]");
+        }
         Self::new(Arc::new(principal), Arc::new(access))
     }
 

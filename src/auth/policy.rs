@@ -4,7 +4,8 @@
 //! Two sources, unioned:
 //! - **Grants** (tailnet ACL): each value of the app capability
 //!   (`capability`, default `tailops.dev/cap/tailops`) is an object
-//!   `{"roles": [..], "scopes": [..], "tools": {"allow": [..], "deny": [..]}}`.
+//!   `{"roles": [..], "scopes": [..], "tools": {"allow": [..], "deny": [..]},
+//!   "files": {"roots": [..]}}`.
 //! - **Local policy** (`[policy]` in the config file), for tailnets without
 //!   grants: rules matching users, groups of users, or tags.
 //!
@@ -23,7 +24,10 @@
 //!   source of the principal, so the principal's access is withheld whole:
 //!   no scope, no allowed tool, only `whoami` (which says why);
 //! - deny names are matched ignoring case and surrounding blanks, so
-//!   `" Process_Signal"` still denies `process_signal`.
+//!   `" Process_Signal"` still denies `process_signal`;
+//! - `files.roots` narrows: once any grant value or rule names file roots,
+//!   the caller sees only the union of the roots named; a `files` field
+//!   that cannot be read narrows to no root at all.
 //!
 //! The local policy is checked when the config is loaded (unknown fields
 //! and names are errors there); what a parser cannot see — tool names no
@@ -59,6 +63,16 @@ pub struct PolicyRule {
     pub roles: Vec<Role>,
     pub scopes: Vec<Scope>,
     pub tools: ToolRules,
+    /// Narrows the file roots the matching callers see.
+    pub files: Option<FilesRule>,
+}
+
+/// `files = { roots = ["logs"] }`: the file roots a caller may see (see
+/// the module doc for how several combine).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FilesRule {
+    pub roots: Vec<String>,
 }
 
 /// Per-tool exceptions by tool name.
@@ -125,6 +139,9 @@ struct GrantRead {
     /// Why its deny list cannot be read: the principal's access is
     /// withheld.
     deny_unreadable: Option<String>,
+    /// `files.roots` when present (applied also from a value that grants
+    /// nothing; `Some(empty)` when unreadable).
+    file_roots: Option<Vec<String>>,
 }
 
 /// Reads `v` as a list of strings into `out`; `Err` when it is not one
@@ -195,6 +212,22 @@ fn read_grant(raw: &serde_json::Value) -> GrantRead {
                     }
                 }
             }
+            "files" => {
+                let mut roots = Vec::new();
+                let read = match v.as_object() {
+                    None => Err(format!("files: expected an object, got {}", json_kind(v))),
+                    Some(files) => files.iter().try_for_each(|(k, fv)| match k.as_str() {
+                        "roots" => read_names(fv, &mut roots).map_err(|e| format!("files.roots: {e}")),
+                        other => Err(format!("unknown field files.{other}")),
+                    }),
+                };
+                if let Err(e) = read {
+                    // A restriction we cannot read narrows to nothing.
+                    g.problems.push(format!("{e}; no file root is given"));
+                    roots.clear();
+                }
+                g.file_roots = Some(roots);
+            }
             other => g.problems.push(format!("unknown field {other}")),
         }
     }
@@ -215,6 +248,9 @@ pub struct Access {
     /// deny anything): when not empty, `scopes` and `allow_tools` are
     /// empty and only unscoped tools (`whoami`) can be called.
     pub withheld: Vec<String>,
+    /// The file roots this principal may see, each with its sources; None
+    /// = every root (no grant or rule narrows them).
+    pub file_roots: Option<BTreeMap<String, Vec<String>>>,
 }
 
 /// The outcome of an authorization check.
@@ -242,6 +278,9 @@ impl Access {
             }
             if let Some(why) = &g.deny_unreadable {
                 a.withheld.push(format!("{source}: {why}; it might deny any tool, so no access is given"));
+            }
+            if let Some(roots) = &g.file_roots {
+                a.narrow_roots(roots, &source);
             }
             if !g.problems.is_empty() {
                 let applied = if g.deny.is_empty() { "" } else { "; its tools.deny is applied" };
@@ -279,6 +318,9 @@ impl Access {
                 for name in &rule.tools.deny {
                     a.add_deny(name, &source);
                 }
+                if let Some(files) = &rule.files {
+                    a.narrow_roots(&files.roots, &source);
+                }
             }
         }
         if !a.withheld.is_empty() {
@@ -301,6 +343,22 @@ impl Access {
             a.add_scope(*s, source);
         }
         a
+    }
+
+    /// Adds `roots` to the caller's visible roots (and starts narrowing).
+    pub fn narrow_roots(&mut self, roots: &[String], source: &str) {
+        let m = self.file_roots.get_or_insert_default();
+        for r in roots {
+            let sources = m.entry(r.clone()).or_default();
+            if !sources.iter().any(|s| s == source) {
+                sources.push(source.to_string());
+            }
+        }
+    }
+
+    /// The root names the caller may see; None = all.
+    pub fn root_names(&self) -> Option<BTreeSet<String>> {
+        self.file_roots.as_ref().map(|m| m.keys().cloned().collect())
     }
 
     fn add_role(&mut self, role: Role, source: &str) {
@@ -478,6 +536,43 @@ mod tests {
     /// The case: one unknown field used to drop the value whole,
     /// deny included, and the role from another value then allowed the
     /// denied tool.
+    /// `files.roots` narrows to the union of roots named; a `files` field
+    /// that cannot be read narrows to none (it might have been a
+    /// restriction), also in a value that otherwise grants nothing.
+    #[test]
+    fn file_roots_narrow_and_fail_closed() {
+        let names = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>());
+        assert_eq!(resolve(vec![json!({"roles": ["admin"]})]).root_names(), None);
+        let a = resolve(vec![
+            json!({"roles": ["admin"]}),
+            json!({"roles": ["viewer"], "files": {"roots": ["logs"]}}),
+            json!({"files": {"roots": ["www", "logs"]}}),
+        ]);
+        assert_eq!(a.root_names(), names(&["logs", "www"]));
+        assert!(a.has(Scope::FilesRead), "the admin value still grants its role");
+        for bad in [
+            json!({"roles": ["admin"], "files": {"roots": "logs"}}),
+            json!({"roles": ["admin"], "files": ["logs"]}),
+            json!({"roles": ["admin"], "files": {"roots": ["logs"], "paths": ["x"]}}),
+        ] {
+            let a = resolve(vec![bad.clone()]);
+            assert_eq!(a.root_names(), names(&[]), "{bad}");
+            assert!(!a.has(Scope::FilesRead), "a value with an unreadable field grants nothing: {bad}");
+        }
+        let rule = PolicyRule {
+            users: vec!["*".into()],
+            roles: vec![Role::Admin],
+            files: Some(FilesRule { roots: vec!["logs".into()] }),
+            ..Default::default()
+        };
+        let a = Access::resolve(
+            &principal("alice@", &[], vec![]),
+            CAP,
+            &PolicyConfig { rules: vec![rule], ..Default::default() },
+        );
+        assert_eq!(a.root_names(), names(&["logs"]));
+    }
+
     #[test]
     fn unknown_field_keeps_the_deny_and_grants_nothing() {
         let a = resolve(vec![

@@ -3,6 +3,7 @@
 //! `tools/` (`tools/<domain>` for each `host/<domain>`).
 
 pub mod docker;
+pub mod files;
 pub mod procfs;
 pub mod sampler;
 pub mod signal;
@@ -16,6 +17,8 @@ pub struct Host {
     pub sampler: Option<Arc<sampler::Sampler>>,
     /// The Docker client (connects lazily, reconnects after daemon restarts).
     pub docker: docker::Docker,
+    /// File roots (empty when none is configured: no file tools).
+    pub files: Arc<files::Files>,
 }
 
 impl Host {
@@ -24,6 +27,7 @@ impl Host {
     pub async fn health(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         m.insert("docker".into(), self.docker.health().await);
+        m.insert("files".into(), self.files.health());
         m
     }
 }

@@ -3,7 +3,7 @@
 //! (HTTP sessions, stateless requests, stdio). Knows no tool domain: the
 //! composition root (`server.rs`) hands it the specs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,9 @@ pub struct Spine {
     /// MagicDNS name (or local label) for server_info.
     pub node_name: String,
     specs: HashMap<&'static str, ToolSpec>,
+    /// Tools the configuration does not offer (e.g. file tools without a
+    /// file root): unlisted and uncallable, as if they did not exist.
+    hidden: HashSet<&'static str>,
     /// Summarizes rate-limited refusals in the audit log (see
     /// [`RATE_REFUSAL_AUDIT_SECS`]).
     pub(super) rate_refusals: RateRefusalLog,
@@ -78,12 +81,33 @@ impl Spine {
     pub fn new(cfg: Arc<Config>, audit: AuditLog, node_name: String, specs: &[ToolSpec]) -> Self {
         let limiter = Limiter::new(cfg.limits.rate.clone());
         let specs = specs.iter().map(|s| (s.name, *s)).collect();
-        Self { cfg, audit, limiter, started: Instant::now(), node_name, specs, rate_refusals: Default::default() }
+        Self {
+            cfg,
+            audit,
+            limiter,
+            started: Instant::now(),
+            node_name,
+            specs,
+            hidden: HashSet::new(),
+            rate_refusals: Default::default(),
+        }
     }
 
-    /// The spec of a callable tool (`read_only` hides writing tools).
+    /// Hides tools the configuration does not offer (the composition root
+    /// asks `tools::not_offered`).
+    pub fn hide(mut self, names: impl IntoIterator<Item = &'static str>) -> Self {
+        self.hidden.extend(names);
+        self
+    }
+
+    /// The spec of a callable tool (`read_only` hides writing tools; the
+    /// configuration may hide whole domains).
     pub fn spec(&self, name: &str) -> Option<ToolSpec> {
-        self.specs.get(name).copied().filter(|s| !(self.cfg.read_only && s.writes))
+        self.specs
+            .get(name)
+            .copied()
+            .filter(|s| !self.hidden.contains(s.name))
+            .filter(|s| !(self.cfg.read_only && s.writes))
     }
 
     /// Audit helper: fills principal fields from the caller.

@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod builtin;
 pub mod docker;
+pub mod files;
 pub mod input;
 pub mod processes;
 pub mod server;
@@ -29,7 +30,7 @@ pub use server::TailopsServer;
 /// Every tool's spec. The server checks at start-up that this table and
 /// the tool routers name exactly the same tools.
 pub fn all_specs() -> Vec<ToolSpec> {
-    [builtin::SPECS, system::SPECS, processes::SPECS, audit::SPECS, docker::SPECS].concat()
+    [builtin::SPECS, system::SPECS, processes::SPECS, audit::SPECS, docker::SPECS, &files::specs()].concat()
 }
 
 /// Every domain's tool router, summed.
@@ -39,6 +40,13 @@ pub fn router() -> ToolRouter<TailopsServer> {
         + TailopsServer::processes_router()
         + TailopsServer::audit_router()
         + TailopsServer::docker_router()
+        + files::router()
+}
+
+/// Tools this configuration does not offer (hidden by the spine as if
+/// they did not exist).
+pub fn not_offered(cfg: &crate::config::Config) -> Vec<&'static str> {
+    files::not_offered(cfg)
 }
 
 /// An MCP resource: its listing, and the tool whose spec authorizes (and
