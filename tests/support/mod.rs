@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod dockerd;
+pub mod files;
 pub mod headscale;
 pub mod mcp;
 pub mod proc;

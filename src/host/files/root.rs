@@ -296,7 +296,9 @@ impl Root {
 
     /// Stats `rel`, following symlinks inside the root (but not opening
     /// it: any file type may be stat'ed). Checks visibility on the
-    /// requested and the resolved path.
+    /// requested and the resolved path, and refuses regular files with
+    /// more than one hard link unless the root allows them (listings still
+    /// show their metadata; their content and `stat` are refused).
     pub fn stat(&self, rel: &RelPath) -> Result<(Stat, RelPath), ToolError> {
         self.check_in_place()?;
         let fd = self.beneath(rel, OFlags::PATH).map_err(|e| self.errno(rel, e))?;
@@ -306,6 +308,12 @@ impl Root {
         let resolved = self.resolved(fd.as_fd(), rel)?;
         if &resolved != rel {
             self.check_visible(&resolved, is_dir)?;
+        }
+        if Kind::of(&st) == Kind::File && st.st_nlink > 1 && !self.allow_hard_links {
+            return Err(ToolError::permission_denied(
+                format!("{} has {} hard links; a hard link could lead outside the root", self.show(rel), st.st_nlink),
+                "an operator can set allow_hard_links = true on the root",
+            ));
         }
         Ok((st, resolved))
     }
@@ -345,12 +353,6 @@ impl Root {
                     "only regular files can be read",
                 ));
             }
-        }
-        if st.st_nlink > 1 && !self.allow_hard_links {
-            return Err(ToolError::permission_denied(
-                format!("{} has {} hard links; a hard link could lead outside the root", self.show(rel), st.st_nlink),
-                "an operator can set allow_hard_links = true on the root",
-            ));
         }
         let fd =
             self.beneath(rel, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY).map_err(|e| self.errno(rel, e))?;

@@ -76,11 +76,12 @@ pub struct EntryInfo {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct StatOutput {
     pub summary: String,
+    /// What the path leads to (symlinks inside the root followed, as
+    /// stat(2) does; one leading outside is refused).
     pub entry: EntryInfo,
     pub nlink: u64,
-    /// For symlinks: where the link leads inside the root, with its
-    /// metadata (None when it leads nowhere visible).
-    pub resolved: Option<EntryInfo>,
+    /// Where the path leads when it passes symlinks: `root:rel`.
+    pub resolved_path: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -215,7 +216,7 @@ impl TailopsServer {
 
     #[tool(
         name = "file_stat",
-        description = "One file, directory or symlink: kind, size, permission bits, owner, modification time, hard links; for a symlink its target and what it resolves to inside the root.",
+        description = "One file or directory: kind, size, permission bits, owner, modification time, hard links. Symlinks inside the root are followed (their target is shown); one leading outside is refused.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn file_stat(
@@ -226,20 +227,16 @@ impl TailopsServer {
         let (root, rel) = self.file_path(&caller, &input.path)?;
         tokio::task::spawn_blocking(move || {
             let owners = Owners::new();
-            let lst = root.lstat(&rel)?;
-            let meta = Meta::of(&lst);
+            let (st, resolved) = root.stat(&rel)?;
+            let meta = Meta::of(&st);
             let name = rel.file_name().unwrap_or(".").to_string();
-            let entry = entry_info(&root, &rel, &name, &meta, &owners);
-            let resolved = if meta.kind == Kind::Symlink {
-                root.stat(&rel).ok().map(|(st, to)| {
-                    let n = to.file_name().unwrap_or(".").to_string();
-                    entry_info(&root, &to, &n, &Meta::of(&st), &owners)
-                })
-            } else {
-                None
-            };
+            let mut entry = entry_info(&root, &rel, &name, &meta, &owners);
+            // Whether the path itself is a symlink (its target as written).
+            if root.lstat(&rel).is_ok_and(|l| Kind::of(&l) == Kind::Symlink) {
+                entry.symlink_target = root.read_link(&rel).ok();
+            }
             let summary = format!("{} is a {:?} of {} bytes", entry.path, meta.kind, meta.size);
-            Ok(Json(StatOutput { summary, entry, nlink: meta.nlink, resolved }))
+            Ok(Json(StatOutput { summary, entry, nlink: meta.nlink, resolved_path: root.show(&resolved) }))
         })
         .await
         .map_err(|e| ToolError::internal(e.to_string()))?

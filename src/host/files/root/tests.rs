@@ -155,3 +155,18 @@ fn writable_root_parent_checks() {
     assert_eq!(r.open_parent(&rel("sub/.env.new")).expect_err("deny").category, ErrorCategory::PermissionDenied);
     assert_eq!(r.open_parent(&RelPath::default()).expect_err("root").category, ErrorCategory::InvalidInput);
 }
+
+/// A root over `/proc/PID` holds magic links (`root`, `cwd`, `exe`,
+/// `fd/N`): RESOLVE_NO_MAGICLINKS makes the kernel refuse every one.
+#[test]
+fn magic_links_are_refused() {
+    let own = PathBuf::from(format!("/proc/{}", std::process::id()));
+    let mut c = cfg(&own);
+    c.deny = Some(vec![]);
+    let r = Root::open(&c, &[]).expect("root over /proc/self");
+    for p in ["root/etc/passwd", "cwd", "exe", "fd/0", "root"] {
+        let e = r.stat(&rel(p)).expect_err(p);
+        assert_eq!(e.category, ErrorCategory::PermissionDenied, "{p}: {e:?}");
+    }
+    assert!(r.stat(&rel("status")).is_ok(), "plain files under /proc/self are fine");
+}
