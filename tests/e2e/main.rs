@@ -8,6 +8,8 @@ mod audit;
 mod clients;
 mod conn;
 mod docker;
+mod files;
+mod files_attacks;
 mod identity;
 mod mcp;
 mod oauth;

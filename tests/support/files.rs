@@ -19,11 +19,17 @@ pub struct RootSpec<'a> {
     pub extra: &'a str,
 }
 
-/// The config text: admin `[local]` (roles from `roles`), high limits,
-/// the roots, and `extra` appended.
+/// The config text: `[local]` with `roles` (e.g. `"\"admin\""`), high
+/// limits, the roots, and `extra` appended.
 pub fn config(roles: &str, roots: &[RootSpec<'_>], extra: &str) -> String {
+    config_local(&format!("roles = [{roles}]"), roots, extra)
+}
+
+/// As [`config`], with `local` as the `[local]` section's lines (roles,
+/// scopes, `files = { roots = [..] }`).
+pub fn config_local(local: &str, roots: &[RootSpec<'_>], extra: &str) -> String {
     let mut s = format!(
-        "[local]\nname = \"files\"\nroles = [{roles}]\n\
+        "[local]\nname = \"files\"\n{local}\n\
          [limits.rate]\ncalls_per_minute = 60000\nburst = 10000\nwrites_per_minute = 60000\nwrite_burst = 10000\n\
          max_denials = 100000\n"
     );
