@@ -8,6 +8,8 @@
 //! ["logs"]}}`, see `auth::policy`); [`Files::root_for`] applies that.
 
 pub mod config;
+#[doc(hidden)]
+pub mod invariant;
 pub mod path;
 pub mod root;
 pub mod rules;
