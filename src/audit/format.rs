@@ -235,14 +235,35 @@ fn shrink_long_strings(v: &Value) -> Value {
     let out = obj
         .iter()
         .map(|(k, v)| match v.as_str() {
-            Some(s) if s.len() > MAX_FIELD_BYTES => (
-                k.clone(),
-                serde_json::json!({"truncated": true, "bytes": s.len(), "sha256": sha256_hex(s.as_bytes())}),
-            ),
+            Some(s) if s.len() > MAX_FIELD_BYTES => (k.clone(), string_stub(s)),
             _ => (k.clone(), v.clone()),
         })
         .collect();
     Value::Object(out)
+}
+
+/// `args` with each top-level string that could never fit in a line
+/// (longer than [`MAX_LINE_BYTES`]) already replaced by its stub (bytes +
+/// sha256 of the string as sent): the writer does this before redaction,
+/// which would otherwise scan megabytes (a file's content) only for them
+/// to be cut. The sha256 then matches e.g. `file_write`'s `new_sha256` for
+/// text content.
+pub(super) fn stub_oversized_strings(v: &Value) -> Value {
+    match v.as_object() {
+        Some(obj) if obj.values().any(|x| x.as_str().is_some_and(|s| s.len() > MAX_LINE_BYTES)) => Value::Object(
+            obj.iter()
+                .map(|(k, x)| match x.as_str() {
+                    Some(s) if s.len() > MAX_LINE_BYTES => (k.clone(), string_stub(s)),
+                    _ => (k.clone(), x.clone()),
+                })
+                .collect(),
+        ),
+        _ => v.clone(),
+    }
+}
+
+fn string_stub(s: &str) -> Value {
+    serde_json::json!({"truncated": true, "bytes": s.len(), "sha256": sha256_hex(s.as_bytes())})
 }
 
 fn truncated_stub(v: &Value) -> Value {

@@ -180,8 +180,30 @@ where
         )
         .to_result()
         .into()),
+        Ok(Ok(Ok(CallToolResponse::Complete(r)))) if is_param_error(&r) => {
+            let text = r.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default();
+            Ok(ToolError::invalid_input(
+                text.replace("failed to deserialize parameters: ", "invalid arguments: "),
+                "check the argument values against the tool's input schema (tools/list)",
+            )
+            .to_result()
+            .into())
+        }
         Ok(Ok(r)) => r,
     }
+}
+
+/// rmcp answers some parameter errors (e.g. an unknown enum value behind a
+/// schema `$ref`, which [`super::validate`] does not follow) as an error
+/// result with plain text instead of `INVALID_PARAMS`: those are the
+/// caller's `invalid_input` too, not a tool failure.
+fn is_param_error(r: &CallToolResult) -> bool {
+    r.is_error == Some(true)
+        && r.structured_content.is_none()
+        && r.content
+            .first()
+            .and_then(|c| c.as_text())
+            .is_some_and(|t| t.text.starts_with("failed to deserialize parameters"))
 }
 
 fn outcome_of(resp: &Result<CallToolResponse, ErrorData>) -> (String, Option<ErrorCategory>) {
