@@ -483,10 +483,10 @@ fn append(
     let create_mode = FileMode::from_raw_mode(perm.unwrap_or(DEFAULT_FILE_MODE));
     let fd = rustix::fs::openat(&dir.fd, name, flags, create_mode).map_err(|e| root.errno(rel, e))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| root.errno(rel, e))?;
-    if let Some(o) = &old {
-        if (st.st_dev, st.st_ino) != (o.st.st_dev, o.st.st_ino) {
-            return Err(changed(root, rel));
-        }
+    if let Some(o) = &old
+        && (st.st_dev, st.st_ino) != (o.st.st_dev, o.st.st_ino)
+    {
+        return Err(changed(root, rel));
     }
     check_replaceable(root, rel, &st)?;
     let mut f = File::from(fd);
@@ -853,10 +853,11 @@ fn sweep_level(fd: BorrowedFd<'_>, dev: u64, depth: usize, seen: &mut usize, rem
         }
         let Ok(st) = rustix::fs::statat(fd, ent.file_name(), AtFlags::SYMLINK_NOFOLLOW) else { continue };
         match Kind::of(&st) {
-            Kind::File if raw.starts_with(TEMP_PREFIX.as_bytes()) => {
-                if rustix::fs::unlinkat(fd, ent.file_name(), AtFlags::empty()).is_ok() {
-                    *removed = removed.saturating_add(1);
-                }
+            Kind::File
+                if raw.starts_with(TEMP_PREFIX.as_bytes())
+                    && rustix::fs::unlinkat(fd, ent.file_name(), AtFlags::empty()).is_ok() =>
+            {
+                *removed = removed.saturating_add(1);
             }
             Kind::Dir if st.st_dev == dev => subdirs.push(ent.file_name().to_owned()),
             _ => {}
