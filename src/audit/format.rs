@@ -229,7 +229,9 @@ pub(super) fn cap_str(s: &str) -> String {
 
 /// `args` with each top-level string longer than [`MAX_FIELD_BYTES`]
 /// replaced by `{"truncated": true, "bytes": N, "sha256": HEX}` (the hash
-/// of the string, so the record still pins what was sent).
+/// of the string as redacted; strings over [`MAX_LINE_BYTES`] were stubbed
+/// before redaction by [`stub_oversized_strings`], with the hash of what
+/// was sent).
 fn shrink_long_strings(v: &Value) -> Value {
     let Some(obj) = v.as_object() else { return v.clone() };
     let out = obj
