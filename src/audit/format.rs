@@ -58,8 +58,9 @@ use super::kind;
 
 /// Longest line (record, without its `\n`) the writer produces, and the
 /// longest line [`verify`](super::verify) accepts. A record that would be
-/// longer has its `args` (then its `detail`) replaced by
-/// `{"truncated": true, "bytes": N}`.
+/// longer has its long argument strings replaced by
+/// `{"truncated": true, "bytes": N, "sha256": HEX}`, then if need be its
+/// `args` (then its `detail`) by `{"truncated": true, "bytes": N}`.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Longest value (in bytes, before JSON escaping) of each string field of a
@@ -167,8 +168,9 @@ pub(super) fn sha256_hex(data: &[u8]) -> String {
 
 /// The line (without `\n`) and hash of record `seq` for `ev`, chained to
 /// `prev`. String fields are capped at [`MAX_FIELD_BYTES`]; if the line would
-/// still exceed [`MAX_LINE_BYTES`], `args` and then `detail` are replaced by
-/// a stub saying how big they were.
+/// still exceed [`MAX_LINE_BYTES`], first the long top-level strings in
+/// `args` (with their sha256), then `args` and then `detail` as a whole are
+/// replaced by a stub saying how big they were.
 pub(super) fn encode_line(ev: &Event, seq: u64, ts: &str, prev: &str) -> Result<(Vec<u8>, String), serde_json::Error> {
     let cap = |s: &Option<String>| s.as_deref().map(cap_str);
     let mut rec = Record {
@@ -191,6 +193,13 @@ pub(super) fn encode_line(ev: &Event, seq: u64, ts: &str, prev: &str) -> Result<
     };
     let mut canonical = serde_json::to_vec(&rec)?;
     if canonical.len() + HASH_SUFFIX_LEN - 1 > MAX_LINE_BYTES {
+        // First only the long strings among the arguments (a file's
+        // content), so the record keeps what was named (the path) …
+        rec.args = rec.args.as_ref().map(shrink_long_strings);
+        canonical = serde_json::to_vec(&rec)?;
+    }
+    if canonical.len() + HASH_SUFFIX_LEN - 1 > MAX_LINE_BYTES {
+        // … then the arguments as a whole.
         rec.args = rec.args.as_ref().map(truncated_stub);
         canonical = serde_json::to_vec(&rec)?;
     }
@@ -216,6 +225,47 @@ pub(super) fn cap_str(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// `args` with each top-level string longer than [`MAX_FIELD_BYTES`]
+/// replaced by `{"truncated": true, "bytes": N, "sha256": HEX}` (the hash
+/// of the string as redacted; strings over [`MAX_LINE_BYTES`] were stubbed
+/// before redaction by [`stub_oversized_strings`], with the hash of what
+/// was sent).
+fn shrink_long_strings(v: &Value) -> Value {
+    let Some(obj) = v.as_object() else { return v.clone() };
+    let out = obj
+        .iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(s) if s.len() > MAX_FIELD_BYTES => (k.clone(), string_stub(s)),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    Value::Object(out)
+}
+
+/// `args` with each top-level string that could never fit in a line
+/// (longer than [`MAX_LINE_BYTES`]) already replaced by its stub (bytes +
+/// sha256 of the string as sent): the writer does this before redaction,
+/// which would otherwise scan megabytes (a file's content) only for them
+/// to be cut. The sha256 then matches e.g. `file_write`'s `new_sha256` for
+/// text content.
+pub(super) fn stub_oversized_strings(v: &Value) -> Value {
+    match v.as_object() {
+        Some(obj) if obj.values().any(|x| x.as_str().is_some_and(|s| s.len() > MAX_LINE_BYTES)) => Value::Object(
+            obj.iter()
+                .map(|(k, x)| match x.as_str() {
+                    Some(s) if s.len() > MAX_LINE_BYTES => (k.clone(), string_stub(s)),
+                    _ => (k.clone(), x.clone()),
+                })
+                .collect(),
+        ),
+        _ => v.clone(),
+    }
+}
+
+fn string_stub(s: &str) -> Value {
+    serde_json::json!({"truncated": true, "bytes": s.len(), "sha256": sha256_hex(s.as_bytes())})
 }
 
 fn truncated_stub(v: &Value) -> Value {
@@ -285,16 +335,28 @@ mod tests {
         let path = path_of(&c);
         let (log, task) = AuditLog::start(c.clone()).await.expect("start");
         let mut ev = call(1);
-        ev.args = Some(json!({"content": "x".repeat(100_000)}));
+        let content = "x".repeat(100_000);
+        ev.args = Some(json!({"path": "w:a", "content": content}));
         ev.tool = Some("é".repeat(10_000));
+        log.record(ev.clone()).expect("record");
+        // Many short fields: no single long string to cut, so the whole.
+        let many: serde_json::Map<String, Value> = (0..10_000).map(|i| (format!("k{i}"), json!("vvvvvvvv"))).collect();
+        ev.args = Some(Value::Object(many));
         log.record(ev).expect("record");
         log.close().await;
         task.await.expect("task");
         let ls = lines(&path);
         assert!(ls[0].len() <= MAX_LINE_BYTES);
         let rec: Record = serde_json::from_str(&ls[0]).expect("parse");
-        assert_eq!(rec.args, Some(json!({"truncated": true, "bytes": 100_014})));
+        let sha = sha256_hex(content.as_bytes());
+        assert_eq!(
+            rec.args,
+            Some(json!({"path": "w:a", "content": {"truncated": true, "bytes": 100_000, "sha256": sha}})),
+            "the long string is cut, the path kept"
+        );
         assert!(rec.tool.expect("tool").len() <= MAX_FIELD_BYTES + 3);
+        let rec: Record = serde_json::from_str(&ls[1]).expect("parse");
+        assert_eq!(rec.args.expect("args")["truncated"], json!(true));
         assert!(verify(std::slice::from_ref(&path)).expect("verify").ok);
     }
 }

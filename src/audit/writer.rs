@@ -305,7 +305,7 @@ impl Writer {
     fn write_event(&mut self, ev: &Event, ts: &str) -> io::Result<(u64, String)> {
         let r = self.announce_drops().and_then(|()| {
             let mut ev = ev.clone();
-            ev.args = ev.args.as_ref().map(redact_args);
+            ev.args = ev.args.as_ref().map(|a| redact_args(&super::format::stub_oversized_strings(a)));
             // Details carry error messages, which may quote the input
             // (`unknown tool: …`), and an unknown tool's name is the
             // caller's text: the same redaction applies.

@@ -14,7 +14,7 @@ use rmcp::model::{CallToolResponse, CallToolResult, ErrorCode};
 use serde_json::{Value, json};
 
 use super::admit::{Admitted, AuditDecision, Outcome, cap_refused_args, decision_event};
-use super::contract::{ErrorCategory, ToolError};
+use super::contract::{AUDIT_OUTPUT_KEY, ErrorCategory, MAX_AUDIT_OUTPUT_BYTES, ToolError};
 use super::spine::Spine;
 use crate::audit::{self, Event};
 use crate::auth::caller::Caller;
@@ -79,14 +79,33 @@ where
     }
 
     let (outcome, category) = outcome_of(&resp);
+    let mut detail = serde_json::Map::new();
+    if attempt > 0 {
+        detail.insert("retries".into(), json!(attempt));
+    }
+    if let Some(result) = audited_output(&resp) {
+        detail.insert("result".into(), result);
+    }
     let ev = Event {
         args,
         duration_ms: Some(u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX)),
-        detail: (attempt > 0).then(|| json!({ "retries": attempt })),
+        detail: (!detail.is_empty()).then_some(Value::Object(detail)),
         ..call_record(spec.name, &outcome, category)
     };
     let _ = spine.audit_event(caller, session, ev);
     resp
+}
+
+/// The value a successful result offers the audit log under
+/// [`AUDIT_OUTPUT_KEY`], capped at [`MAX_AUDIT_OUTPUT_BYTES`].
+fn audited_output(resp: &Result<CallToolResponse, ErrorData>) -> Option<Value> {
+    let Ok(CallToolResponse::Complete(r)) = resp else { return None };
+    if r.is_error == Some(true) {
+        return None;
+    }
+    let v = r.structured_content.as_ref()?.get(AUDIT_OUTPUT_KEY)?;
+    let bytes = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+    Some(if bytes <= MAX_AUDIT_OUTPUT_BYTES { v.clone() } else { json!({ "truncated": true, "bytes": bytes }) })
 }
 
 /// The `tool_call` audit record of an admitted call that ended with
@@ -161,8 +180,30 @@ where
         )
         .to_result()
         .into()),
+        Ok(Ok(Ok(CallToolResponse::Complete(r)))) if is_param_error(&r) => {
+            let text = r.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default();
+            Ok(ToolError::invalid_input(
+                text.replace("failed to deserialize parameters: ", "invalid arguments: "),
+                "check the argument values against the tool's input schema (tools/list)",
+            )
+            .to_result()
+            .into())
+        }
         Ok(Ok(r)) => r,
     }
+}
+
+/// rmcp answers some parameter errors (e.g. an unknown enum value behind a
+/// schema `$ref`, which [`super::validate`] does not follow) as an error
+/// result with plain text instead of `INVALID_PARAMS`: those are the
+/// caller's `invalid_input` too, not a tool failure.
+fn is_param_error(r: &CallToolResult) -> bool {
+    r.is_error == Some(true)
+        && r.structured_content.is_none()
+        && r.content
+            .first()
+            .and_then(|c| c.as_text())
+            .is_some_and(|t| t.text.starts_with("failed to deserialize parameters"))
 }
 
 fn outcome_of(resp: &Result<CallToolResponse, ErrorData>) -> (String, Option<ErrorCategory>) {
@@ -178,4 +219,32 @@ fn outcome_of(resp: &Result<CallToolResponse, ErrorData>) -> (String, Option<Err
 
 fn is_unavailable(resp: &Result<CallToolResponse, ErrorData>) -> bool {
     matches!(resp, Ok(CallToolResponse::Complete(r)) if ToolError::from_result(r).is_some_and(|e| e.category == ErrorCategory::Unavailable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(v: Value) -> Result<CallToolResponse, ErrorData> {
+        Ok(CallToolResult::structured(v).into())
+    }
+
+    #[test]
+    fn audit_output_is_copied_from_successes_only_and_capped() {
+        let small = json!({"old_sha256": null, "new_sha256": "ab"});
+        assert_eq!(audited_output(&ok(json!({"summary": "s", "audit": small.clone()}))), Some(small));
+        assert_eq!(audited_output(&ok(json!({"summary": "s"}))), None);
+        let err = ToolError::invalid_input("no", "").to_result();
+        assert_eq!(audited_output(&Ok(err.into())), None);
+        // At the cap as is; one byte over: a stub.
+        let at = |n: usize| json!({"audit": "x".repeat(n - 2)});
+        assert_eq!(
+            audited_output(&ok(at(MAX_AUDIT_OUTPUT_BYTES))),
+            Some(json!("x".repeat(MAX_AUDIT_OUTPUT_BYTES - 2)))
+        );
+        assert_eq!(
+            audited_output(&ok(at(MAX_AUDIT_OUTPUT_BYTES + 1))),
+            Some(json!({"truncated": true, "bytes": MAX_AUDIT_OUTPUT_BYTES + 1}))
+        );
+    }
 }

@@ -31,6 +31,19 @@ pub struct ToolSpec {
     pub writes: bool,
 }
 
+/// Key of a tool's structured output whose value the spine copies into
+/// the call's completion audit record, as `detail.result` (generic: any
+/// tool may use it). For facts known only after the tool ran that the
+/// audit log must carry — e.g. `file_write`'s old and new sha256 — since
+/// the arguments (recorded anyway) cannot hold them. The value is also
+/// part of the result the caller sees: put nothing in it the caller may
+/// not see. Only successful results are copied; a value larger than
+/// [`MAX_AUDIT_OUTPUT_BYTES`] (serialized) is recorded as
+/// `{"truncated": true, "bytes": N}`.
+pub const AUDIT_OUTPUT_KEY: &str = "audit";
+/// Largest `audit` output value recorded as is.
+pub const MAX_AUDIT_OUTPUT_BYTES: usize = 4096;
+
 /// What kind of failure; stable names, used by clients and the audit log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -13,6 +13,7 @@ pub mod invariant;
 pub mod path;
 pub mod root;
 pub mod rules;
+pub mod write;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -38,7 +39,16 @@ impl Files {
         let mut f = Files::default();
         for rc in &cfg.roots {
             match Root::open(rc, &cfg.deny) {
-                Ok(r) => f.roots.push(Arc::new(r)),
+                Ok(r) => {
+                    if r.mode == Mode::ReadWrite {
+                        // Temporary files a crash left behind (see write.rs).
+                        let swept = write::sweep_temps(&r);
+                        if swept > 0 {
+                            tracing::info!(root = %rc.name, swept, "removed leftover temporary files");
+                        }
+                    }
+                    f.roots.push(Arc::new(r))
+                }
                 Err(e) => {
                     tracing::warn!(root = %rc.name, error = %e, "file root unavailable");
                     f.broken.push((rc.name.clone(), e));

@@ -13,6 +13,11 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::path::RelPath;
 
+/// Names starting with this are tailops' own temporary files (atomic
+/// writes, see [`super::write`]): hidden from every tool in every root,
+/// refused as names to write, and swept at start-up.
+pub const TEMP_PREFIX: &str = ".tailops-tmp-";
+
 /// One list of patterns, split by what they match.
 #[derive(Clone, Debug)]
 struct Patterns {
@@ -85,6 +90,9 @@ impl Rules {
     /// Whether `rel` is hidden; `is_dir` says whether it names a directory
     /// (`include` applies to files only, so directories stay browsable).
     pub fn hidden(&self, rel: &RelPath, is_dir: bool) -> Option<Hidden> {
+        if rel.components().iter().any(|c| c.starts_with(TEMP_PREFIX)) {
+            return Some(Hidden::Excluded);
+        }
         if self.deny.matches_any_prefix(rel) {
             return Some(Hidden::Denied);
         }
@@ -157,6 +165,14 @@ mod tests {
         assert_eq!(r.hidden(&p("old/x.log"), false), Some(Hidden::Excluded), "excluded dir hides its subtree");
         assert_eq!(r.hidden(&p("nginx/a.gz"), false), Some(Hidden::Excluded));
         assert!(r.dir_hidden(&p("old")));
+    }
+
+    #[test]
+    fn temporary_names_are_hidden_everywhere() {
+        let r = Rules::new(&[], &[], &[]).expect("rules");
+        assert_eq!(r.hidden(&p(".tailops-tmp-0123abcd"), false), Some(Hidden::Excluded));
+        assert_eq!(r.hidden(&p("a/.tailops-tmp-x/b"), false), Some(Hidden::Excluded));
+        assert_eq!(r.hidden(&p("a/.tailops-tm"), false), None);
     }
 
     #[test]
