@@ -24,7 +24,13 @@ struct Suite {
 #[derive(Deserialize)]
 struct Tool {
     name: String,
+    /// Tells two uses of one tool apart (default: the name).
+    #[serde(default)]
+    label: Option<String>,
     args: Value,
+    /// Refusal categories acceptable for this tool besides the attack's.
+    #[serde(default)]
+    also: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -35,6 +41,8 @@ struct Attack {
     expect: Vec<String>,
     #[serde(default)]
     ok_for: Vec<String>,
+    #[serde(default)]
+    skip: Vec<String>,
 }
 
 const MARKERS: &[&str] = &["OUTSIDE-SECRET-MARKER", "INSIDE-SECRET-MARKER", "root:x:0:0"];
@@ -106,10 +114,14 @@ async fn attack_suite_nothing_escapes_nothing_changes_everything_audited() {
     for a in &suite.attack {
         let path = a.path.replace("{long_name}", &long_name).replace("{long_path}", &long_path);
         for t in &suite.tool {
+            let label = t.label.as_deref().unwrap_or(&t.name);
+            if a.skip.iter().any(|s| s == label) {
+                continue;
+            }
             let args = fill(&t.args, &path);
             let r = call(&mut c, &t.name, args).await;
             calls += 1;
-            let what = format!("{} on {:?} ({})", t.name, a.path, a.why);
+            let what = format!("{label} on {:?} ({})", a.path, a.why);
             let text = r.body.to_string();
             for m in MARKERS {
                 assert!(!text.contains(m), "{what}: leaked {m}: {text}");
@@ -117,14 +129,15 @@ async fn attack_suite_nothing_escapes_nothing_changes_everything_audited() {
             match category(&r) {
                 None => assert!(a.ok_for.contains(&t.name), "{what}: must be refused, got {text}"),
                 Some(cat) => {
-                    let allowed: Vec<String> = if a.expect.is_empty() {
+                    let mut allowed: Vec<String> = if a.expect.is_empty() {
                         vec!["permission_denied".into(), "invalid_input".into()]
                     } else {
                         a.expect.clone()
                     };
+                    allowed.extend(t.also.iter().cloned());
                     // A path that is not a directory is invalid input to
-                    // file_list whatever else is wrong with it.
-                    let list_on_file = t.name == "file_list" && cat == "invalid_input";
+                    // file_list and file_search whatever else is wrong.
+                    let list_on_file = (t.name == "file_list" || t.name == "file_search") && cat == "invalid_input";
                     assert!(allowed.contains(&cat) || list_on_file, "{what}: category {cat}, want {allowed:?}: {text}");
                     let hint = r.structured()["error"]["hint"].as_str().unwrap_or_default().to_string();
                     let msg = r.structured()["error"]["message"].as_str().unwrap_or_default().to_string();

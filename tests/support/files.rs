@@ -79,8 +79,9 @@ pub fn tree(dir: &Path, files: &[(&str, &str)]) {
     }
 }
 
-/// Every regular file under `dir` with its content (what "nothing changed"
-/// is checked against).
+/// Every entry under `dir`: files with their content, directories as
+/// `<dir>`, symlinks as `-> target`, others as `<other>` (what "nothing
+/// changed" is checked against).
 pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -90,11 +91,15 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             let p = e.path();
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
+                out.push((p.clone(), b"<dir>".to_vec()));
                 stack.push(p);
             } else if ft.is_file() {
                 out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+            } else if ft.is_symlink() {
+                let target = std::fs::read_link(&p).unwrap_or_default();
+                out.push((p.clone(), format!("-> {}", target.display()).into_bytes()));
             } else {
-                out.push((p.clone(), Vec::new()));
+                out.push((p.clone(), b"<other>".to_vec()));
             }
         }
     }
