@@ -8,9 +8,11 @@
 //! ["logs"]}}`, see `auth::policy`); [`Files::root_for`] applies that.
 
 pub mod config;
+pub mod content;
 pub mod path;
 pub mod root;
 pub mod rules;
+pub mod tail;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
