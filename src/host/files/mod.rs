@@ -13,6 +13,7 @@ pub mod path;
 pub mod root;
 pub mod rules;
 pub mod tail;
+pub mod watch;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct Files {
     roots: Vec<Arc<Root>>,
     /// Roots that could not be opened at start-up, with the reason.
     broken: Vec<(String, String)>,
+    /// inotify for resource subscriptions, started by the first one.
+    watcher: std::sync::OnceLock<Result<watch::Watcher, String>>,
 }
 
 impl Files {
@@ -76,6 +79,14 @@ impl Files {
             ));
         }
         Err(no_root(name))
+    }
+
+    /// The change watcher (started on first use).
+    pub fn watcher(&self) -> Result<&watch::Watcher, ToolError> {
+        match self.watcher.get_or_init(watch::Watcher::start) {
+            Ok(w) => Ok(w),
+            Err(e) => Err(ToolError::unavailable(format!("file change watches are unavailable: {e}"), "")),
+        }
     }
 
     /// `/readyz` entry: each root's state.

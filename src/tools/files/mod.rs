@@ -6,10 +6,12 @@
 //! it sees (`{"files": {"roots": [..]}}`).
 //!
 //! One file per group: `browse` (file_roots, file_stat, file_list),
-//! `read` (file_read, file_tail, file_hash).
+//! `read` (file_read, file_tail, file_hash); `resource` (file:// resource
+//! templates, reads and subscriptions).
 
 pub mod browse;
 pub mod read;
+pub mod resource;
 
 use std::sync::Arc;
 

@@ -303,7 +303,7 @@ fn window(input: &ReadInput) -> Result<Window, ToolError> {
 }
 
 /// The blocking body of `file_read`.
-fn read_file(root: &Root, rel: &RelPath, input: &ReadInput, raw: bool) -> Result<ReadOutput, ToolError> {
+pub(crate) fn read_file(root: &Root, rel: &RelPath, input: &ReadInput, raw: bool) -> Result<ReadOutput, ToolError> {
     let win = window(input)?;
     let OpenFile { file, stat, .. } = root.open_file(rel)?;
     let size = u64::try_from(stat.st_size).unwrap_or(0);
