@@ -89,7 +89,6 @@ pub fn last_lines(file: &File, size: u64, n: usize, max_bytes: usize, include_pa
     if include_partial && complete < body.len() {
         lines.push(body[complete..].to_vec());
     }
-    let mut start = start;
     if lines.len() > n {
         let drop = lines.len() - n;
         for l in &lines[..drop] {

@@ -524,85 +524,82 @@ fn join_err(e: tokio::task::JoinError) -> ToolError {
     ToolError::internal(e.to_string())
 }
 
-impl TailopsServer {
-    /// Follows `rel` from `pos` until the window ends, the call is
-    /// cancelled, or a cap is reached.
-    async fn follow(
-        &self,
-        root: Arc<Root>,
-        rel: RelPath,
-        state: Follow,
-        secs: u64,
-        raw: bool,
-        ct: &CancellationToken,
-        progress: Option<Progress<'_>>,
-    ) -> Result<FollowOutput, ToolError> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        let mut redactor = LineRedactor::default();
-        let mut lines: Vec<String> = Vec::new();
-        let mut bytes = 0usize;
-        let mut sent = 0u64;
-        let mut state = Some(state);
-        let stopped = loop {
-            tokio::select! {
-                _ = ct.cancelled() => break "cancelled",
-                _ = tokio::time::sleep_until(deadline) => break "window",
-                _ = tokio::time::sleep(FOLLOW_POLL) => {}
-            }
-            let Some(mut st) = state.take() else { break "internal" };
-            let (r2, rel2) = (root.clone(), rel.clone());
-            let budget = MAX_FOLLOW_BYTES.saturating_sub(bytes).max(1);
-            let (st, new) = tokio::task::spawn_blocking(move || {
-                let r = poll(&r2, &rel2, &mut st, budget);
-                (st, r)
-            })
-            .await
-            .map_err(join_err)?;
-            state = Some(st);
-            let new = new?;
-            if new.is_empty() {
-                continue;
-            }
-            let mut shown = show_lines(&new, raw, &mut redactor);
-            let room = MAX_FOLLOW_LINES.saturating_sub(lines.len());
-            let capped_lines = shown.len() > room;
-            shown.truncate(room);
-            bytes = bytes.saturating_add(new.iter().map(|l| l.len() + 1).sum::<usize>());
-            if let Some(p) = &progress {
-                let mut msg = shown.join("\n");
-                if msg.len() > MAX_PROGRESS_MESSAGE_BYTES {
-                    let mut cut = MAX_PROGRESS_MESSAGE_BYTES;
-                    while !msg.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    msg.truncate(cut);
-                }
-                let total = (lines.len() + shown.len()) as f64;
-                let param = ProgressNotificationParam::new(p.token.clone(), total).with_message(msg);
-                if p.peer.notify_progress(param).await.is_err() {
-                    lines.extend(shown);
-                    break "client_gone";
-                }
-                sent += 1;
-            }
-            lines.extend(shown);
-            if capped_lines || lines.len() >= MAX_FOLLOW_LINES {
-                break "line_cap";
-            }
-            if bytes >= MAX_FOLLOW_BYTES {
-                break "byte_cap";
-            }
-        };
-        let st = state.as_ref();
-        Ok(FollowOutput {
-            lines,
-            progress_notifications: sent,
-            truncations: st.map_or(0, |s| s.truncations),
-            rotations: st.map_or(0, |s| s.rotations),
-            long_lines_dropped: st.map_or(0, |s| s.long_dropped),
-            stopped: stopped.to_string(),
+/// Follows `rel` from `pos` until the window ends, the call is
+/// cancelled, or a cap is reached.
+async fn follow(
+    root: Arc<Root>,
+    rel: RelPath,
+    state: Follow,
+    secs: u64,
+    raw: bool,
+    ct: &CancellationToken,
+    progress: Option<Progress<'_>>,
+) -> Result<FollowOutput, ToolError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut redactor = LineRedactor::default();
+    let mut lines: Vec<String> = Vec::new();
+    let mut bytes = 0usize;
+    let mut sent = 0u64;
+    let mut state = Some(state);
+    let stopped = loop {
+        tokio::select! {
+            _ = ct.cancelled() => break "cancelled",
+            _ = tokio::time::sleep_until(deadline) => break "window",
+            _ = tokio::time::sleep(FOLLOW_POLL) => {}
+        }
+        let Some(mut st) = state.take() else { break "internal" };
+        let (r2, rel2) = (root.clone(), rel.clone());
+        let budget = MAX_FOLLOW_BYTES.saturating_sub(bytes).max(1);
+        let (st, new) = tokio::task::spawn_blocking(move || {
+            let r = poll(&r2, &rel2, &mut st, budget);
+            (st, r)
         })
-    }
+        .await
+        .map_err(join_err)?;
+        state = Some(st);
+        let new = new?;
+        if new.is_empty() {
+            continue;
+        }
+        let mut shown = show_lines(&new, raw, &mut redactor);
+        let room = MAX_FOLLOW_LINES.saturating_sub(lines.len());
+        let capped_lines = shown.len() > room;
+        shown.truncate(room);
+        bytes = bytes.saturating_add(new.iter().map(|l| l.len() + 1).sum::<usize>());
+        if let Some(p) = &progress {
+            let mut msg = shown.join("\n");
+            if msg.len() > MAX_PROGRESS_MESSAGE_BYTES {
+                let mut cut = MAX_PROGRESS_MESSAGE_BYTES;
+                while !msg.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                msg.truncate(cut);
+            }
+            let total = (lines.len() + shown.len()) as f64;
+            let param = ProgressNotificationParam::new(p.token.clone(), total).with_message(msg);
+            if p.peer.notify_progress(param).await.is_err() {
+                lines.extend(shown);
+                break "client_gone";
+            }
+            sent += 1;
+        }
+        lines.extend(shown);
+        if capped_lines || lines.len() >= MAX_FOLLOW_LINES {
+            break "line_cap";
+        }
+        if bytes >= MAX_FOLLOW_BYTES {
+            break "byte_cap";
+        }
+    };
+    let st = state.as_ref();
+    Ok(FollowOutput {
+        lines,
+        progress_notifications: sent,
+        truncations: st.map_or(0, |s| s.truncations),
+        rotations: st.map_or(0, |s| s.rotations),
+        long_lines_dropped: st.map_or(0, |s| s.long_dropped),
+        stopped: stopped.to_string(),
+    })
 }
 
 #[tool_router(router = files_read_router, vis = "pub(crate)")]
@@ -680,7 +677,7 @@ impl TailopsServer {
             let state =
                 Follow { open, pos: tail.end, pending: Vec::new(), truncations: 0, rotations: 0, long_dropped: 0 };
             let progress = ctx.meta.get_progress_token().map(|token| Progress { token, peer: &ctx.peer });
-            out.follow = Some(self.follow(root.clone(), rel.clone(), state, secs, raw, &ctx.ct, progress).await?);
+            out.follow = Some(follow(root.clone(), rel.clone(), state, secs, raw, &ctx.ct, progress).await?);
         }
         out.summary = format!(
             "last {} line(s) of {} ({} bytes read of {}){}{}",
