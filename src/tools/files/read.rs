@@ -174,8 +174,8 @@ pub struct FollowOutput {
     /// Lines longer than 4 MiB that were dropped.
     pub long_lines_dropped: u64,
     /// Why the follow ended: `window` (follow_secs passed), `cancelled`,
-    /// `line_cap`, `byte_cap`, `gone` (the file vanished and nothing
-    /// replaced it is not a reason: it waits), `client_gone`.
+    /// `line_cap`, `byte_cap` or `client_gone`. A file that vanishes is
+    /// waited for (a new file at the path is read from its start).
     pub stopped: String,
 }
 
