@@ -18,7 +18,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::support::mcp::{Client, PROTOCOL, Via};
+use crate::support::mcp::{Client, PROTOCOL, Via, get, raw};
 use crate::support::server::ServerProcess;
 
 const RATE: &str = "[limits.rate]\ncalls_per_minute = 6000\nburst = 500\nwrites_per_minute = 6000\nwrite_burst = 500\n";
@@ -531,6 +531,37 @@ async fn files_as_resources_templates_read_subscribe_and_narrowing() {
     // Denied files cannot be subscribed to.
     let r = c.request("resources/subscribe", json!({"uri": "file://logs/.env"})).await;
     assert_eq!(r.body["error"]["data"]["category"], "permission_denied", "{}", r.body);
+
+    // Caps: 32 subscriptions per session (limit-1, limit, limit+1; this
+    // session holds none now), counted in /readyz; a session that ends
+    // frees its subscriptions even when its files never change.
+    for i in 0..33 {
+        std::fs::write(logs.path().join(format!("f{i}.log")), "x\n").expect("w");
+    }
+    let mut s2 = client(addr).await;
+    for i in 0..32 {
+        let r = s2.request("resources/subscribe", json!({"uri": format!("file://logs/f{i}.log")})).await;
+        assert!(r.body["error"].is_null(), "subscription {} of 32: {}", i + 1, r.body);
+    }
+    let r = s2.request("resources/subscribe", json!({"uri": "file://logs/f32.log"})).await;
+    assert_eq!(r.body["error"]["data"]["category"], "conflict", "the 33rd: {}", r.body);
+    let r = s2.request("resources/subscribe", json!({"uri": "file://logs/f0.log"})).await;
+    assert!(r.body["error"].is_null(), "subscribing again replaces, not adds: {}", r.body);
+    let ready = get(&Via::Tcp(addr), &addr.to_string(), "/readyz").await;
+    assert_eq!(ready.body["checks"]["files"]["subscriptions"], 32, "{}", ready.body);
+    let mut headers = vec![("mcp-session-id".to_string(), s2.session.clone().expect("session"))];
+    headers.push(("mcp-protocol-version".into(), PROTOCOL.into()));
+    let r = raw(&Via::Tcp(addr), "DELETE", &addr.to_string(), Vec::new(), &headers).await;
+    assert!(r.status < 300, "DELETE session: {}", r.status);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let ready = get(&Via::Tcp(addr), &addr.to_string(), "/readyz").await;
+        if ready.body["checks"]["files"]["subscriptions"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "subscriptions of a closed session kept: {}", ready.body);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // Audited like tool calls.
     s.stop();

@@ -106,7 +106,11 @@ impl Files {
             roots.insert(name.clone(), serde_json::json!({"state": "unavailable", "reason": why}));
         }
         let ok = self.broken.is_empty() && self.roots.iter().all(|r| r.check_in_place().is_ok());
-        serde_json::json!({"state": if ok { "ok" } else { "degraded" }, "roots": roots})
+        let subscriptions = match self.watcher.get() {
+            Some(Ok(w)) => w.count(),
+            _ => 0,
+        };
+        serde_json::json!({"state": if ok { "ok" } else { "degraded" }, "roots": roots, "subscriptions": subscriptions})
     }
 }
 

@@ -33,6 +33,10 @@ pub const TOOL: &str = "file_read";
 /// Least time between two `resources/updated` of one subscription (a
 /// busy log wakes its subscribers at most this often).
 pub const UPDATE_MIN_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a subscription checks that its session still exists (a
+/// session that ended frees its subscriptions within this time even when
+/// the file never changes).
+pub const LIVENESS_CHECK: Duration = Duration::from_secs(10);
 
 /// Whether `uri` is a file resource URI.
 pub fn owns(uri: &str) -> bool {
@@ -188,10 +192,22 @@ impl TailopsServer {
         .map_err(|e| ToolError::internal(e.to_string()))??;
         let host = self.host.clone();
         tokio::spawn(async move {
+            let mut liveness = tokio::time::interval(LIVENESS_CHECK);
             loop {
                 tokio::select! {
                     _ = sub.ended.cancelled() => break,
                     _ = sub.changed.notified() => {}
+                    _ = liveness.tick() => {
+                        if peer.is_transport_closed() {
+                            // The session ended (closed, idled out): its
+                            // subscriptions stop counting against the caps.
+                            if let Ok(w) = host.files.watcher() {
+                                w.end_session(&session);
+                            }
+                            break;
+                        }
+                        continue;
+                    }
                 }
                 if peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri.clone())).await.is_err() {
                     // The client is gone: its subscriptions go too.
