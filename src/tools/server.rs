@@ -10,10 +10,10 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, ResultType, ServerCapabilities, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    CacheScope, CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams, InitializeResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResultType, ServerCapabilities,
+    SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -154,14 +154,29 @@ fn private_if_2026(ctx: &RequestContext<RoleServer>) -> (Option<u64>, Option<Cac
 
 impl ServerHandler for TailopsServer {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(
-            ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build(),
-        )
-        .with_server_info(Implementation::new("tailops", env!("CARGO_PKG_VERSION")))
-        .with_instructions(
-            "tailops: operate this Linux host. Tools are filtered to what your tailnet identity may do; \
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
+            .with_server_info(Implementation::new("tailops", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "tailops: operate this Linux host. Tools are filtered to what your tailnet identity may do; \
                  call whoami to see your scopes and where they come from.",
-        )
+            )
+    }
+
+    /// The 2025-11-25 handshake also offers `resources/subscribe` (file
+    /// resources; it needs the session). [`Self::get_info`], which
+    /// `server/discover` (2026-07-28) reports, does not: that revision's
+    /// `subscriptions/listen` is not implemented.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let mut info = self.negotiate_initialize(&request)?;
+        if let Some(r) = info.capabilities.resources.as_mut() {
+            r.subscribe = Some(true);
+        }
+        Ok(info)
     }
 
     /// Exactly the tools this request could call: with an OAuth token, the

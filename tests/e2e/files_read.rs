@@ -467,7 +467,9 @@ async fn files_as_resources_templates_read_subscribe_and_narrowing() {
     let roots = [("logs", logs.path(), "read"), ("other", other.path(), "read")];
     let (mut s, addr, t) = start("roles = [\"viewer\"]", &roots);
     let (_n, naddr, _tn) = start("roles = [\"viewer\"]\nfiles = { roots = [\"other\"] }", &roots);
-    let mut c = client(addr).await;
+    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
+    let init = c.initialize().await;
+    assert_eq!(init.body["result"]["capabilities"]["resources"]["subscribe"], true, "{}", init.body);
     let mut narrowed = client(naddr).await;
 
     let init = c.request("resources/templates/list", json!({})).await;
