@@ -73,6 +73,15 @@ impl ResourceSpec {
     }
 }
 
+/// Templated resources a domain serves (`file://…`): the tool whose spec
+/// authorizes, limits and names them.
+pub(crate) fn templated_resource_tool(uri: &str) -> Option<&'static str> {
+    files::resource::owns(uri).then_some(files::resource::TOOL)
+}
+
+/// A templated resource's failure as the JSON-RPC error the client gets.
+pub(crate) use files::resource::error_data as resource_error;
+
 /// Reads one resource (already admitted).
 pub fn read_resource(host: &Host, uri: &str) -> Result<Vec<ResourceContents>, ToolError> {
     let body = match uri {

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, ResultType, ServerCapabilities,
+    CacheScope, CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams, InitializeResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResultType, ServerCapabilities,
+    SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -23,7 +24,7 @@ use crate::auth::policy::Decision;
 use crate::host::Host;
 use crate::mcp::admit::Outcome;
 use crate::mcp::call::{call_record, run_admitted};
-use crate::mcp::{Admitted, Decided, Refusal, Spine, validate};
+use crate::mcp::{Admitted, Decided, ErrorCategory, Refusal, Spine, validate};
 
 #[derive(Clone)]
 pub struct TailopsServer {
@@ -93,6 +94,58 @@ impl TailopsServer {
     }
 }
 
+impl TailopsServer {
+    /// Admits a resource request authorized like `tool`, audited as
+    /// `audit_name`; a refusal as the JSON-RPC error the client gets.
+    fn admit_resource(
+        &self,
+        caller: &Caller,
+        session: Option<&str>,
+        audit_name: &str,
+        tool: &str,
+        uri: &str,
+    ) -> Result<(), ErrorData> {
+        match self.spine.admit_as(caller, session, audit_name, tool, None) {
+            Ok(_) => Ok(()),
+            Err(r) => Err(match r.retry_after() {
+                Some(wait) => r.rate_error(wait),
+                None => ErrorData::invalid_request(format!("{uri} is not available to you ({tool}'s scope)"), None),
+            }),
+        }
+    }
+
+    /// The audit record of an admitted resource request.
+    fn audit_resource(&self, caller: &Caller, session: Option<String>, audit_name: &str, err: Option<ErrorCategory>) {
+        let outcome = if err.is_none() { Outcome::Ok } else { Outcome::Error };
+        let _ = self.spine.audit_event(caller, session, call_record(audit_name, outcome.as_str(), err));
+    }
+
+    /// The subscription key: the MCP session, or `stdio` for the one local
+    /// client. Stateless HTTP requests (no session) cannot subscribe.
+    fn subscription_key(ctx: &RequestContext<RoleServer>) -> Result<String, ErrorData> {
+        match (Self::session(ctx), Self::parts(ctx)) {
+            (Some(s), _) => Ok(s),
+            (None, None) => Ok("stdio".to_string()),
+            (None, Some(_)) => Err(ErrorData::invalid_request(
+                "resources/subscribe needs an MCP session (protocol 2025-11-25 with Mcp-Session-Id)",
+                None,
+            )),
+        }
+    }
+}
+
+/// A URI as far as the audit log names it.
+fn clip_uri(uri: &str) -> &str {
+    let mut end = uri.len().min(MAX_AUDITED_URI_BYTES);
+    while !uri.is_char_boundary(end) {
+        end -= 1;
+    }
+    &uri[..end]
+}
+
+/// Longest URI written into an audit record's tool name.
+pub const MAX_AUDITED_URI_BYTES: usize = 4096 + 64;
+
 fn private_if_2026(ctx: &RequestContext<RoleServer>) -> (Option<u64>, Option<CacheScope>) {
     let v2026 = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
     // Lists depend on who asks: never shared between users.
@@ -107,6 +160,23 @@ impl ServerHandler for TailopsServer {
                 "tailops: operate this Linux host. Tools are filtered to what your tailnet identity may do; \
                  call whoami to see your scopes and where they come from.",
             )
+    }
+
+    /// The 2025-11-25 handshake also offers `resources/subscribe` (file
+    /// resources; it needs the session). [`Self::get_info`], which
+    /// `server/discover` (2026-07-28) reports, does not: that revision's
+    /// `subscriptions/listen` is not implemented.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let mut info = self.negotiate_initialize(&request)?;
+        if let Some(r) = info.capabilities.resources.as_mut() {
+            r.subscribe = Some(true);
+        }
+        Ok(info)
     }
 
     /// Exactly the tools this request could call: with an OAuth token, the
@@ -156,8 +226,27 @@ impl ServerHandler for TailopsServer {
         })
     }
 
+    /// One template per file root the caller can see.
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let resource_templates = self.file_templates(&caller);
+        let (ttl_ms, cache_scope) = private_if_2026(&context);
+        Ok(ListResourceTemplatesResult {
+            result_type: Some(ResultType::COMPLETE),
+            resource_templates,
+            meta: None,
+            next_cursor: None,
+            ttl_ms,
+            cache_scope,
+        })
+    }
+
     /// Resources are admitted (rate limit, authorization, audit) like the
-    /// tool whose scope they need.
+    /// tool whose scope they need; file URIs like `file_read`.
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
@@ -165,7 +254,16 @@ impl ServerHandler for TailopsServer {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let caller = self.caller(&context)?;
         let session = Self::session(&context);
-        let audit_name = format!("resource:{}", request.uri);
+        let audit_name = format!("resource:{}", clip_uri(&request.uri));
+        if let Some(tool) = super::templated_resource_tool(&request.uri) {
+            self.admit_resource(&caller, session.as_deref(), &audit_name, tool, &request.uri)?;
+            let body = self.read_file_resource(&caller, &request.uri).await;
+            self.audit_resource(&caller, session, &audit_name, body.as_ref().err().map(|e| e.category));
+            return match body {
+                Ok(contents) => Ok(ReadResourceResult::new(contents).into()),
+                Err(e) => Err(super::resource_error(&e, &request.uri)),
+            };
+        }
         let Some(res) = super::RESOURCES.iter().find(|r| r.uri == request.uri) else {
             let _ = self.spine.admit_as(&caller, session.as_deref(), &audit_name, "", None);
             return Err(ErrorData::resource_not_found(
@@ -186,6 +284,56 @@ impl ServerHandler for TailopsServer {
         match body {
             Ok(contents) => Ok(ReadResourceResult::new(contents).into()),
             Err(e) => Err(ErrorData::internal_error(e.message, None)),
+        }
+    }
+
+    /// File resources only (the static ones do not change); admitted and
+    /// audited like a `file_read` of the file.
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = self.caller(&context)?;
+        let session = Self::session(&context);
+        let audit_name = format!("resource_subscribe:{}", clip_uri(&request.uri));
+        let Some(tool) = super::templated_resource_tool(&request.uri) else {
+            let _ = self.spine.admit_as(&caller, session.as_deref(), &audit_name, "", None);
+            return Err(ErrorData::resource_not_found(
+                format!("{} cannot be subscribed to (only file:// resources change)", request.uri),
+                Some(json!({ "uri": request.uri })),
+            ));
+        };
+        let key = Self::subscription_key(&context)?;
+        self.admit_resource(&caller, session.as_deref(), &audit_name, tool, &request.uri)?;
+        let r = self.subscribe_file(&caller, &key, &request.uri, context.peer.clone()).await;
+        self.audit_resource(&caller, session, &audit_name, r.as_ref().err().map(|e| e.category));
+        r.map_err(|e| super::resource_error(&e, &request.uri))
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = self.caller(&context)?;
+        let session = Self::session(&context);
+        let key = Self::subscription_key(&context)?;
+        let audit_name = format!("resource_unsubscribe:{}", clip_uri(&request.uri));
+        let tool = super::templated_resource_tool(&request.uri).unwrap_or("");
+        self.admit_resource(&caller, session.as_deref(), &audit_name, tool, &request.uri)?;
+        let found = self.unsubscribe_file(&key, &request.uri);
+        let err = (!found).then_some(ErrorCategory::NotFound);
+        self.audit_resource(&caller, session, &audit_name, err);
+        if found {
+            Ok(())
+        } else {
+            Err(ErrorData::resource_not_found(
+                format!("no subscription to {} in this session", request.uri),
+                Some(json!({ "uri": request.uri })),
+            ))
         }
     }
 

@@ -10,6 +10,7 @@ mod conn;
 mod docker;
 mod files;
 mod files_attacks;
+mod files_read;
 mod files_write;
 mod identity;
 mod mcp;

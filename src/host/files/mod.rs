@@ -8,11 +8,14 @@
 //! ["logs"]}}`, see `auth::policy`); [`Files::root_for`] applies that.
 
 pub mod config;
+pub mod content;
 #[doc(hidden)]
 pub mod invariant;
 pub mod path;
 pub mod root;
 pub mod rules;
+pub mod tail;
+pub mod watch;
 pub mod write;
 
 use std::collections::BTreeSet;
@@ -30,6 +33,8 @@ pub struct Files {
     roots: Vec<Arc<Root>>,
     /// Roots that could not be opened at start-up, with the reason.
     broken: Vec<(String, String)>,
+    /// inotify for resource subscriptions, started by the first one.
+    watcher: std::sync::OnceLock<Result<watch::Watcher, String>>,
 }
 
 impl Files {
@@ -88,6 +93,14 @@ impl Files {
         Err(no_root(name))
     }
 
+    /// The change watcher (started on first use).
+    pub fn watcher(&self) -> Result<&watch::Watcher, ToolError> {
+        match self.watcher.get_or_init(watch::Watcher::start) {
+            Ok(w) => Ok(w),
+            Err(e) => Err(ToolError::unavailable(format!("file change watches are unavailable: {e}"), "")),
+        }
+    }
+
     /// `/readyz` entry: each root's state.
     pub fn health(&self) -> serde_json::Value {
         if !self.configured() {
@@ -105,7 +118,11 @@ impl Files {
             roots.insert(name.clone(), serde_json::json!({"state": "unavailable", "reason": why}));
         }
         let ok = self.broken.is_empty() && self.roots.iter().all(|r| r.check_in_place().is_ok());
-        serde_json::json!({"state": if ok { "ok" } else { "degraded" }, "roots": roots})
+        let subscriptions = match self.watcher.get() {
+            Some(Ok(w)) => w.count(),
+            _ => 0,
+        };
+        serde_json::json!({"state": if ok { "ok" } else { "degraded" }, "roots": roots, "subscriptions": subscriptions})
     }
 }
 
