@@ -60,6 +60,8 @@ pub struct Config {
     pub sampler: crate::host::sampler::SamplerConfig,
     /// Docker connection and limits.
     pub docker: crate::host::docker::DockerConfig,
+    /// systemd (D-Bus) and journal access, the units writes may change.
+    pub systemd: crate::host::systemd::SystemdConfig,
 }
 
 /// Explicit bounds for the HTTP side; all documented in the README.
@@ -174,6 +176,7 @@ impl Default for Config {
             oauth: Default::default(),
             sampler: Default::default(),
             docker: Default::default(),
+            systemd: Default::default(),
         }
     }
 }
@@ -343,6 +346,7 @@ impl Config {
         }
         self.sampler.validate().map_err(|message| ConfigError::Invalid { field: "sampler", message })?;
         self.docker.validate().map_err(|message| ConfigError::Invalid { field: "docker", message })?;
+        self.systemd.validate().map_err(|message| ConfigError::Invalid { field: "systemd", message })?;
         if self.oauth.enabled {
             let mut o = self.oauth.clone();
             if o.resource.is_empty() {

@@ -3,9 +3,11 @@
 //! `tools/` (`tools/<domain>` for each `host/<domain>`).
 
 pub mod docker;
+pub mod journal;
 pub mod procfs;
 pub mod sampler;
 pub mod signal;
+pub mod systemd;
 
 use std::sync::Arc;
 
@@ -16,6 +18,10 @@ pub struct Host {
     pub sampler: Option<Arc<sampler::Sampler>>,
     /// The Docker client (connects lazily, reconnects after daemon restarts).
     pub docker: docker::Docker,
+    /// systemd over D-Bus (connects lazily; `unavailable` without systemd).
+    pub systemd: systemd::Systemd,
+    /// The journal through `journalctl -o json`.
+    pub journal: journal::Journal,
 }
 
 impl Host {
@@ -23,7 +29,10 @@ impl Host {
     /// keep working without them).
     pub async fn health(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
-        m.insert("docker".into(), self.docker.health().await);
+        let (docker, systemd) = tokio::join!(self.docker.health(), self.systemd.health());
+        m.insert("docker".into(), docker);
+        m.insert("systemd".into(), systemd);
+        m.insert("journal".into(), self.journal.health());
         m
     }
 }

@@ -14,8 +14,10 @@ pub mod audit;
 pub mod builtin;
 pub mod docker;
 pub mod input;
+pub mod journal;
 pub mod processes;
 pub mod server;
+pub mod services;
 pub mod system;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -29,7 +31,7 @@ pub use server::TailopsServer;
 /// Every tool's spec. The server checks at start-up that this table and
 /// the tool routers name exactly the same tools.
 pub fn all_specs() -> Vec<ToolSpec> {
-    [builtin::SPECS, system::SPECS, processes::SPECS, audit::SPECS, docker::SPECS].concat()
+    [builtin::SPECS, system::SPECS, processes::SPECS, audit::SPECS, docker::SPECS, services::SPECS, journal::SPECS].concat()
 }
 
 /// Every domain's tool router, summed.
@@ -39,6 +41,8 @@ pub fn router() -> ToolRouter<TailopsServer> {
         + TailopsServer::processes_router()
         + TailopsServer::audit_router()
         + TailopsServer::docker_router()
+        + TailopsServer::services_router()
+        + TailopsServer::journal_router()
 }
 
 /// An MCP resource: its listing, and the tool whose spec authorizes (and

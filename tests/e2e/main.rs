@@ -15,4 +15,5 @@ mod redaction;
 mod signal;
 mod spine;
 mod system;
+mod systemd;
 mod tailnet;

@@ -10,3 +10,4 @@ pub mod headscale;
 pub mod mcp;
 pub mod proc;
 pub mod server;
+pub mod systemd;
