@@ -272,7 +272,14 @@ pub fn parse_entry(line: &str, extra: &[String]) -> Option<Entry> {
     Some(Entry {
         time,
         priority: get("PRIORITY").and_then(|p| p.parse().ok()),
-        unit: get("_SYSTEMD_UNIT").or_else(|| get("UNIT")),
+        // systemd's own messages about a unit carry it in UNIT (their
+        // _SYSTEMD_UNIT is init.scope); UNIT from any other process is not
+        // trusted.
+        unit: match get("_SYSTEMD_UNIT") {
+            Some(u) if u == "init.scope" => get("UNIT").or(Some(u)),
+            Some(u) => Some(u),
+            None => get("UNIT"),
+        },
         pid: get("_PID").and_then(|p| p.parse().ok()),
         comm: get("_COMM").or_else(|| get("SYSLOG_IDENTIFIER")),
         message,

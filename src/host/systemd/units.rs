@@ -37,6 +37,9 @@ pub fn unit_name(s: &str) -> Result<String, ToolError> {
     if !s.chars().all(unit_char) {
         return Err(bad("only letters, digits and :-_.\\@ are allowed"));
     }
+    if s.starts_with('.') {
+        return Err(bad("it starts with '.'"));
+    }
     let name = match s.rsplit_once('.') {
         Some((stem, ty)) if UNIT_TYPES.contains(&ty) && !stem.is_empty() => s.to_string(),
         _ => format!("{s}.service"),
