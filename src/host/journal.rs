@@ -264,7 +264,8 @@ pub fn parse_entry(line: &str, extra: &[String]) -> Option<Entry> {
     let cursor = get("__CURSOR")?;
     let us: i64 = get("__REALTIME_TIMESTAMP")?.parse().ok()?;
     let time = chrono::DateTime::from_timestamp_micros(us)?.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let (message, message_cut) = cut(crate::redact::redact_line(&get("MESSAGE").unwrap_or_default()), MAX_MESSAGE_BYTES);
+    let (message, message_cut) =
+        cut(crate::redact::redact_line(&get("MESSAGE").unwrap_or_default()), MAX_MESSAGE_BYTES);
     let fields = extra
         .iter()
         .filter_map(|f| get(f).map(|val| (f.clone(), cut(crate::redact::redact_line(&val), MAX_FIELD_BYTES).0)))
@@ -553,7 +554,9 @@ mod tests {
 
     #[test]
     fn long_messages_are_cut_at_the_limit() {
-        for (n, cut_expected) in [(MAX_MESSAGE_BYTES - 1, false), (MAX_MESSAGE_BYTES, false), (MAX_MESSAGE_BYTES + 1, true)] {
+        for (n, cut_expected) in
+            [(MAX_MESSAGE_BYTES - 1, false), (MAX_MESSAGE_BYTES, false), (MAX_MESSAGE_BYTES + 1, true)]
+        {
             let line = json!({"__CURSOR": "c=1", "__REALTIME_TIMESTAMP": "1", "MESSAGE": "é".repeat(n / 2) + &"x".repeat(n % 2)});
             let e = parse_entry(&line.to_string(), &[]).expect("entry");
             assert_eq!(e.message_cut, cut_expected, "{n}");

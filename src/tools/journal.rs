@@ -273,7 +273,8 @@ impl TailopsServer {
             max_bytes: DEFAULT_MAX_BYTES,
             ..Default::default()
         };
-        let mut out = TailOutput { entries: Vec::new(), followed: 0, truncated: false, cancelled: false, newer_cursor: None };
+        let mut out =
+            TailOutput { entries: Vec::new(), followed: 0, truncated: false, cancelled: false, newer_cursor: None };
         if lines > 0 {
             let first = self.host.journal.query(&q).await?;
             out.truncated = first.truncated;
@@ -318,12 +319,9 @@ mod tests {
         for (n, ok) in [(0, false), (1, true), (MAX_LINES, true), (MAX_LINES + 1, false)] {
             assert_eq!(QueryInput { max_lines: Some(n), ..base() }.query().is_ok(), ok, "max_lines {n}");
         }
-        for (n, ok) in [
-            (MIN_MAX_BYTES - 1, false),
-            (MIN_MAX_BYTES, true),
-            (MAX_MAX_BYTES, true),
-            (MAX_MAX_BYTES + 1, false),
-        ] {
+        for (n, ok) in
+            [(MIN_MAX_BYTES - 1, false), (MIN_MAX_BYTES, true), (MAX_MAX_BYTES, true), (MAX_MAX_BYTES + 1, false)]
+        {
             assert_eq!(QueryInput { max_bytes: Some(n), ..base() }.query().is_ok(), ok, "max_bytes {n}");
         }
         let f = |n: usize| (0..n).map(|i| format!("F{i}")).collect::<Vec<_>>();
@@ -347,7 +345,10 @@ mod tests {
         .expect("query");
         assert_eq!(q.unit.as_deref(), Some("web.service"));
         assert_eq!(q.priority, Some((3, 4)));
-        assert_eq!(QueryInput { priority: Some("err".into()), ..base() }.query().ok().and_then(|q| q.priority), Some((0, 3)));
+        assert_eq!(
+            QueryInput { priority: Some("err".into()), ..base() }.query().ok().and_then(|q| q.priority),
+            Some((0, 3))
+        );
         for bad in [
             QueryInput { unit: Some("--all".into()), ..base() },
             QueryInput { priority: Some("loud".into()), ..base() },

@@ -31,7 +31,8 @@ pub use server::TailopsServer;
 /// Every tool's spec. The server checks at start-up that this table and
 /// the tool routers name exactly the same tools.
 pub fn all_specs() -> Vec<ToolSpec> {
-    [builtin::SPECS, system::SPECS, processes::SPECS, audit::SPECS, docker::SPECS, services::SPECS, journal::SPECS].concat()
+    [builtin::SPECS, system::SPECS, processes::SPECS, audit::SPECS, docker::SPECS, services::SPECS, journal::SPECS]
+        .concat()
 }
 
 /// Every domain's tool router, summed.

@@ -154,7 +154,10 @@ impl TailopsServer {
         description = "One unit in detail: load/active/sub state and since when, main PID, memory/CPU/tasks from its cgroup, restart count, result, unit file and enablement, drop-ins, timer runs, and its last journal lines (redacted).",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn service_status(&self, Parameters(input): Parameters<StatusInput>) -> Result<Json<StatusOutput>, ToolError> {
+    async fn service_status(
+        &self,
+        Parameters(input): Parameters<StatusInput>,
+    ) -> Result<Json<StatusOutput>, ToolError> {
         let lines = input.log_lines.unwrap_or(DEFAULT_STATUS_LOG_LINES);
         if lines > MAX_STATUS_LOG_LINES {
             return Err(ToolError::invalid_input(
@@ -231,7 +234,12 @@ impl TailopsServer {
     #[tool(
         name = "service_reload",
         description = "Ask a running unit to reload its configuration (ExecReload) and wait (bounded) for the job. A unit that cannot reload is a conflict. Units on the deny list are refused.",
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
     )]
     async fn service_reload(&self, Parameters(input): Parameters<UnitInput>) -> Result<Json<JobOutput>, ToolError> {
         self.job(Action::Reload, &input.unit).await

@@ -21,7 +21,8 @@ const RATE: &str = "[limits.rate]\ncalls_per_minute = 6000\nburst = 500\nwrites_
 const ECHO_SCRIPT: &str = "#!/bin/sh\ntrap 'echo \"reloaded with password=hunter2\"' HUP\necho \"echo-svc started\"\nwhile :; do sleep 1 & wait $!; done\n";
 const ECHO_UNIT: &str = "[Unit]\nDescription=tailops test echo\n[Service]\nExecStart=/usr/local/bin/echo-svc\nExecReload=/bin/sh -c \"kill -HUP $MAINPID\"\n[Install]\nWantedBy=multi-user.target\n";
 const FAIL_UNIT: &str = "[Unit]\nDescription=tailops test failing job\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo \"db connect failed token=s3cr3tvalue\"; exit 3'\n";
-const TIMER: &str = "[Unit]\nDescription=nightly\n[Timer]\nOnCalendar=*-*-* 03:00:00\n[Install]\nWantedBy=timers.target\n";
+const TIMER: &str =
+    "[Unit]\nDescription=nightly\n[Timer]\nOnCalendar=*-*-* 03:00:00\n[Install]\nWantedBy=timers.target\n";
 const TIMER_SERVICE: &str = "[Service]\nType=oneshot\nExecStart=/bin/true\n";
 /// 120,000 journal entries (`1` … `120000`) in a few seconds.
 pub const FLOOD_N: u64 = 120_000;
@@ -171,7 +172,11 @@ async fn services_jobs_failures_deny_list_scopes_and_audit() {
     // Jobs: stop, start, restart, reload — each result and the state after,
     // cross-checked inside the box.
     let j = ok(&mut c, "service_stop", json!({"unit": "web-echo"})).await;
-    assert_eq!((j["job_result"].as_str(), j["after"]["active_state"].as_str()), (Some("done"), Some("inactive")), "{j}");
+    assert_eq!(
+        (j["job_result"].as_str(), j["after"]["active_state"].as_str()),
+        (Some("done"), Some("inactive")),
+        "{j}"
+    );
     assert_eq!(j["before"]["active_state"], "active");
     assert_eq!(b.exec(&["systemctl", "is-active", "web-echo"]), "inactive");
     let j = ok(&mut c, "service_start", json!({"unit": "web-echo.service"})).await;
@@ -197,7 +202,11 @@ async fn services_jobs_failures_deny_list_scopes_and_audit() {
 
     // A failing unit: the job fails, its status says why, its lines are there (redacted).
     let j = ok(&mut c, "service_start", json!({"unit": "job-fail"})).await;
-    assert_eq!((j["job_result"].as_str(), j["after"]["active_state"].as_str()), (Some("failed"), Some("failed")), "{j}");
+    assert_eq!(
+        (j["job_result"].as_str(), j["after"]["active_state"].as_str()),
+        (Some("failed"), Some("failed")),
+        "{j}"
+    );
     assert_eq!(j["after"]["result"], "exit-code", "{j}");
     let f = ok(&mut c, "failed_units", json!({})).await;
     assert!(unit_names(&f).contains(&"job-fail.service".into()), "{f}");
@@ -255,10 +264,7 @@ async fn services_jobs_failures_deny_list_scopes_and_audit() {
         refused.iter().any(|r| r["kind"] == "tool_call" && r["error_category"] == "permission_denied"),
         "the deny-list refusal is audited: {refused:?}"
     );
-    assert!(
-        by("service_stop", "harmless").iter().any(|r| r["error_category"] == "permission_denied"),
-        "{recs:?}"
-    );
+    assert!(by("service_stop", "harmless").iter().any(|r| r["error_category"] == "permission_denied"), "{recs:?}");
 }
 
 /// Posts one request on its own connection and returns every SSE message.
@@ -323,7 +329,8 @@ async fn journal_pages_120k_entries_by_cursor_greps_and_follows() {
         if !p["truncated"].as_bool().expect("truncated") {
             break;
         }
-        args = json!({"unit": "log-flood", "after_cursor": p["newer_cursor"], "max_lines": 10000, "max_bytes": 8 << 20});
+        args =
+            json!({"unit": "log-flood", "after_cursor": p["newer_cursor"], "max_lines": 10000, "max_bytes": 8 << 20});
         assert!(pages < 40, "paging must end");
     }
     assert_eq!(seen.len() as u64, FLOOD_N, "pages {pages}");
@@ -332,9 +339,12 @@ async fn journal_pages_120k_entries_by_cursor_greps_and_follows() {
 
     // Backward from the newest: two pages of 1,000 meet without a gap.
     let p1 = ok(&mut c, "journal_query", json!({"unit": "log-flood", "max_lines": 1000})).await;
-    let p2 =
-        ok(&mut c, "journal_query", json!({"unit": "log-flood", "max_lines": 1000, "before_cursor": p1["older_cursor"]}))
-            .await;
+    let p2 = ok(
+        &mut c,
+        "journal_query",
+        json!({"unit": "log-flood", "max_lines": 1000, "before_cursor": p1["older_cursor"]}),
+    )
+    .await;
     let joined: Vec<u64> = [numbers(&p2), numbers(&p1)].concat();
     assert!(joined.len() >= 1990, "{}", joined.len());
     assert!(joined.windows(2).all(|w| w[1] == w[0] + 1) && joined.last() == Some(&FLOOD_N), "oldest first");

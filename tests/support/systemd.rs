@@ -30,7 +30,10 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// that keeps everything (no rate limit, persistent), a machine id made at
 /// boot.
 const BASE_FILES: &[(&str, &str)] = &[
-    ("etc/systemd/journald.conf.d/tailops-test.conf", "[Journal]\nStorage=persistent\nRateLimitIntervalSec=0\nRateLimitBurst=0\nSystemMaxUse=2G\n"),
+    (
+        "etc/systemd/journald.conf.d/tailops-test.conf",
+        "[Journal]\nStorage=persistent\nRateLimitIntervalSec=0\nRateLimitBurst=0\nSystemMaxUse=2G\n",
+    ),
     ("etc/machine-id", ""),
 ];
 const MASKED: &[&str] = &[

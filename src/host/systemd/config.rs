@@ -66,7 +66,9 @@ impl SystemdConfig {
         if let Some(a) = &self.bus_address
             && zbus::Address::try_from(a.as_str()).is_err()
         {
-            return Err(format!("bus_address {a:?} is not a D-Bus address (use unix:path=/run/dbus/system_bus_socket)"));
+            return Err(format!(
+                "bus_address {a:?} is not a D-Bus address (use unix:path=/run/dbus/system_bus_socket)"
+            ));
         }
         if let Some(d) = &self.journal_dir
             && !d.is_absolute()

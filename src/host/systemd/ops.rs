@@ -421,11 +421,8 @@ impl Systemd {
 
     async fn brief(&self, path: &str) -> Result<StateBrief, ToolError> {
         let u = self.props(path, UNIT_IFACE).await?;
-        let service = if text(&u, "Id").ends_with(".service") {
-            Some(self.props(path, SERVICE_IFACE).await?)
-        } else {
-            None
-        };
+        let service =
+            if text(&u, "Id").ends_with(".service") { Some(self.props(path, SERVICE_IFACE).await?) } else { None };
         Ok(StateBrief {
             active_state: text(&u, "ActiveState"),
             sub_state: text(&u, "SubState"),
@@ -513,7 +510,8 @@ mod tests {
     #[test]
     fn list_filters_are_checked() {
         assert!(ListQuery::default().check().is_ok());
-        let q = ListQuery { states: vec!["failed".into()], pattern: Some("web*".into()), unit_type: Some("timer".into()) };
+        let q =
+            ListQuery { states: vec!["failed".into()], pattern: Some("web*".into()), unit_type: Some("timer".into()) };
         assert!(q.check().is_ok());
         for bad in [
             ListQuery { states: vec!["FAILED; x".into()], ..Default::default() },
