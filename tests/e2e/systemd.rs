@@ -314,7 +314,7 @@ async fn journal_pages_120k_entries_by_cursor_greps_and_follows() {
     assert_eq!(j["job_result"], "done", "{j}");
     let last = FLOOD_N.to_string();
     until(&mut c, "journal_query", json!({"unit": "log-flood", "grep": last, "max_lines": 1}), "all entries", |v| {
-        messages(v).iter().any(|m| *m == last)
+        messages(v).contains(&last)
     })
     .await;
 
