@@ -41,6 +41,8 @@ pub const MAX_FIELD_BYTES: usize = 1024;
 pub const MAX_SCAN_ENTRIES: usize = 200_000;
 /// Bytes of journalctl's error output kept for the error message.
 const MAX_STDERR: u64 = 4096;
+/// How long journalctl may take to exit after its output ended.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
 /// Least time between two progress notifications of a follow.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -373,10 +375,19 @@ impl Journal {
             .map_err(|e| unavailable(format!("cannot run journalctl: {}", e.kind())))
     }
 
-    /// Ends the child and turns a failure with nothing read into an error.
-    async fn finish(mut child: tokio::process::Child, read_any: bool) -> Result<(), ToolError> {
-        let _ = child.start_kill();
-        let status = child.wait().await.ok();
+    /// Ends the child (killed when we stopped reading early, else waited
+    /// for) and turns a failure with nothing read into an error.
+    async fn finish(mut child: tokio::process::Child, read_any: bool, early: bool) -> Result<(), ToolError> {
+        if early {
+            let _ = child.start_kill();
+        }
+        let status = match tokio::time::timeout(EXIT_WAIT, child.wait()).await {
+            Ok(st) => st.ok(),
+            Err(_) => {
+                let _ = child.start_kill();
+                child.wait().await.ok()
+            }
+        };
         if read_any || status.is_some_and(|s| s.success()) {
             return Ok(());
         }
@@ -458,7 +469,7 @@ impl Journal {
             }
         }
         drop(lines);
-        Self::finish(child, out.scanned > 0).await?;
+        Self::finish(child, out.scanned > 0, out.truncated).await?;
         if forward {
             (out.older_cursor, out.newer_cursor) = (first, last);
         } else {
@@ -525,7 +536,7 @@ impl Journal {
             }
         }
         drop(lines);
-        Self::finish(child, true).await?;
+        Self::finish(child, true, true).await?;
         out.entries = kept.into();
         Ok(out)
     }
