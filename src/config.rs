@@ -62,6 +62,8 @@ pub struct Config {
     pub docker: crate::host::docker::DockerConfig,
     /// `[files]`: roots the file tools may touch (none by default).
     pub files: crate::host::files::FilesConfig,
+    /// systemd (D-Bus) and journal access, the units writes may change.
+    pub systemd: crate::host::systemd::SystemdConfig,
 }
 
 /// Explicit bounds for the HTTP side; all documented in the README.
@@ -177,6 +179,7 @@ impl Default for Config {
             sampler: Default::default(),
             docker: Default::default(),
             files: Default::default(),
+            systemd: Default::default(),
         }
     }
 }
@@ -347,6 +350,7 @@ impl Config {
         self.sampler.validate().map_err(|message| ConfigError::Invalid { field: "sampler", message })?;
         self.docker.validate().map_err(|message| ConfigError::Invalid { field: "docker", message })?;
         self.files.validate().map_err(|message| ConfigError::Invalid { field: "files", message })?;
+        self.systemd.validate().map_err(|message| ConfigError::Invalid { field: "systemd", message })?;
         if self.oauth.enabled {
             let mut o = self.oauth.clone();
             if o.resource.is_empty() {

@@ -23,7 +23,9 @@ use crate::config::Config;
 use crate::host::Host;
 use crate::host::docker::Docker;
 use crate::host::files::Files;
+use crate::host::journal::Journal;
 use crate::host::sampler::{AlertEvent, Sampler};
+use crate::host::systemd::Systemd;
 use crate::http::{self, Accept, DomainHealth, Endpoint, IdentitySource, OAuthGate};
 use crate::mcp::Spine;
 use crate::tailnet::Node;
@@ -89,7 +91,13 @@ pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow
     let audit = open_audit(&cfg).await?;
     let sampler = start_sampler(&cfg, &audit, shutdown.clone()).await?;
     let files = Arc::new(Files::open(&cfg.files));
-    let host = Arc::new(Host { sampler: Some(sampler), docker: Docker::new(&cfg.docker), files });
+    let host = Arc::new(Host {
+        sampler: Some(sampler),
+        docker: Docker::new(&cfg.docker),
+        files,
+        systemd: Systemd::new(&cfg.systemd),
+        journal: Journal::new(cfg.systemd.journal_dir.as_deref()),
+    });
     let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()) };
     let result = match mode.clone() {
         Mode::Tailnet => run_tailnet(&parts, shutdown).await,

@@ -4,9 +4,11 @@
 
 pub mod docker;
 pub mod files;
+pub mod journal;
 pub mod procfs;
 pub mod sampler;
 pub mod signal;
+pub mod systemd;
 
 use std::sync::Arc;
 
@@ -19,6 +21,10 @@ pub struct Host {
     pub docker: docker::Docker,
     /// File roots (empty when none is configured: no file tools).
     pub files: Arc<files::Files>,
+    /// systemd over D-Bus (connects lazily; `unavailable` without systemd).
+    pub systemd: systemd::Systemd,
+    /// The journal through `journalctl -o json`.
+    pub journal: journal::Journal,
 }
 
 impl Host {
@@ -26,7 +32,10 @@ impl Host {
     /// keep working without them).
     pub async fn health(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
-        m.insert("docker".into(), self.docker.health().await);
+        let (docker, systemd) = tokio::join!(self.docker.health(), self.systemd.health());
+        m.insert("docker".into(), docker);
+        m.insert("systemd".into(), systemd);
+        m.insert("journal".into(), self.journal.health());
         m.insert("files".into(), self.files.health());
         m
     }

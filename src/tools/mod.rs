@@ -15,8 +15,10 @@ pub mod builtin;
 pub mod docker;
 pub mod files;
 pub mod input;
+pub mod journal;
 pub mod processes;
 pub mod server;
+pub mod services;
 pub mod system;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -30,7 +32,17 @@ pub use server::TailopsServer;
 /// Every tool's spec. The server checks at start-up that this table and
 /// the tool routers name exactly the same tools.
 pub fn all_specs() -> Vec<ToolSpec> {
-    [builtin::SPECS, system::SPECS, processes::SPECS, audit::SPECS, docker::SPECS, &files::specs()].concat()
+    [
+        builtin::SPECS,
+        system::SPECS,
+        processes::SPECS,
+        audit::SPECS,
+        docker::SPECS,
+        services::SPECS,
+        journal::SPECS,
+        &files::specs(),
+    ]
+    .concat()
 }
 
 /// Every domain's tool router, summed.
@@ -40,6 +52,8 @@ pub fn router() -> ToolRouter<TailopsServer> {
         + TailopsServer::processes_router()
         + TailopsServer::audit_router()
         + TailopsServer::docker_router()
+        + TailopsServer::services_router()
+        + TailopsServer::journal_router()
         + files::router()
 }
 

@@ -19,4 +19,5 @@ mod redaction;
 mod signal;
 mod spine;
 mod system;
+mod systemd;
 mod tailnet;

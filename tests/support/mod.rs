@@ -11,3 +11,4 @@ pub mod headscale;
 pub mod mcp;
 pub mod proc;
 pub mod server;
+pub mod systemd;
