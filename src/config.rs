@@ -17,6 +17,11 @@ use crate::auth::ratelimit::RateConfig;
 /// Default app-capability name carried by ACL grants for tailops.
 pub const DEFAULT_CAPABILITY: &str = "tailops.dev/cap/tailops";
 
+/// Name of the systemd credential holding the auth key
+/// (`LoadCredential=authkey:/etc/tailops/authkey`), read from
+/// `$CREDENTIALS_DIRECTORY` when neither `TS_AUTHKEY` nor `authkey_file` is set.
+pub const CREDENTIAL_AUTHKEY: &str = "authkey";
+
 /// Upper bound of the connection timeouts (one day): longer is no bound at
 /// all, and `Instant + Duration` overflows (a panic) on absurd values.
 pub const MAX_CONN_TIMEOUT_SECS: u64 = 86_400;
@@ -378,7 +383,8 @@ impl Config {
     }
 
     /// The auth key: `TS_AUTHKEY` / `TS_AUTH_KEY`, else the first line of
-    /// `authkey_file`, else none (interactive login).
+    /// `authkey_file`, else the systemd credential `authkey`, else none
+    /// (interactive login).
     pub fn auth_key(&self) -> Result<Option<String>, ConfigError> {
         for var in ["TS_AUTHKEY", "TS_AUTH_KEY"] {
             if let Ok(v) = std::env::var(var) {
@@ -399,6 +405,18 @@ impl Config {
                 });
             }
             return Ok(Some(key));
+        }
+        // systemd's LoadCredential=authkey:… (systemd/tailops.service).
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+            let path = PathBuf::from(dir).join(CREDENTIAL_AUTHKEY);
+            if path.exists() {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::AuthKey { path: path.clone(), source })?;
+                let key = text.lines().next().unwrap_or_default().trim().to_string();
+                if !key.is_empty() {
+                    return Ok(Some(key));
+                }
+            }
         }
         Ok(None)
     }

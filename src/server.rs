@@ -152,10 +152,27 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
     let app = http::router(spine.clone(), site.identity, oauth, endpoint, make_server, domain_health, shutdown.clone());
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
     tracing::info!(url = %site.url, "serving MCP");
+    crate::ops::notify::ready(&format!("serving {}", site.url));
+    let watchdog = crate::ops::notify::spawn_watchdog(p.audit.clone(), shutdown.clone());
+    let stopping = shutdown.clone();
+    let notify_stop = tokio::spawn(async move {
+        stopping.cancelled().await;
+        crate::ops::notify::stopping();
+    });
     // Connection-limit counters: logged when serving stops; for export (metrics).
     let conn_counters = Arc::new(http::ConnCounters::default());
     http::serve(listener, app, &p.cfg.limits, conn_counters, shutdown).await;
     housekeeping.abort();
+    // STOPPING=1 went out when `shutdown` fired; if serving ended another
+    // way, say it now (the task has no await after its send, so it has
+    // either sent or not started to).
+    if !notify_stop.is_finished() {
+        notify_stop.abort();
+        crate::ops::notify::stopping();
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod docker;
 mod identity;
 mod mcp;
 mod oauth;
+mod ops;
 mod redaction;
 mod signal;
 mod spine;

@@ -1,0 +1,4 @@
+//! Running tailops on a fleet: the systemd notify protocol ([`notify`]).
+//! The Prometheus endpoints (`/metrics`, `/sd`) live here too.
+
+pub mod notify;
