@@ -26,7 +26,7 @@ pub const CREDENTIAL_AUTHKEY: &str = "authkey";
 /// all, and `Instant + Duration` overflows (a panic) on absurd values.
 pub const MAX_CONN_TIMEOUT_SECS: u64 = 86_400;
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Tailnet hostname of this node (its MagicDNS label).
@@ -68,7 +68,7 @@ pub struct Config {
 }
 
 /// Explicit bounds for the HTTP side; all documented in the README.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Connections served at once; more wait in the listener queue.
@@ -237,6 +237,14 @@ impl Config {
     /// Reads the TOML file if given (a missing file given explicitly is an
     /// error), then lays the overrides over it and validates.
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let cfg = Self::load_unvalidated(file, overrides)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// [`Self::load`] without [`Self::validate`]: for `tailops config check`,
+    /// which names the offending value of an invalid config.
+    pub fn load_unvalidated(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
         let mut cfg = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -247,7 +255,6 @@ impl Config {
             None => Config::default(),
         };
         cfg.apply(overrides);
-        cfg.validate()?;
         Ok(cfg)
     }
 
@@ -284,7 +291,8 @@ impl Config {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every value's range and the cross-key rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let h = &self.hostname;
         let label_ok = !h.is_empty()
             && h.len() <= 63

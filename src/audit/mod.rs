@@ -59,7 +59,7 @@ pub mod kind {
 }
 
 /// When the writer calls `fsync` (`fdatasync`).
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum FsyncMode {
     /// After every record.
@@ -72,7 +72,7 @@ pub enum FsyncMode {
 }
 
 /// `[audit]`: the hash-chained JSONL audit log.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// Log file; default `<state_dir>/audit.jsonl` (filled in by

@@ -1,4 +1,6 @@
 //! Running tailops on a fleet: the systemd notify protocol ([`notify`]).
 //! The Prometheus endpoints (`/metrics`, `/sd`) live here too.
 
+pub mod config_check;
+pub mod config_doc;
 pub mod notify;
