@@ -149,7 +149,20 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         Box::pin(async move { h.health().await })
     });
     let endpoint = Endpoint { names: &site.names, port: site.port };
-    let app = http::router(spine.clone(), site.identity, oauth, endpoint, make_server, domain_health, shutdown.clone());
+    // Connection-limit counters: logged when serving stops, exported on /metrics.
+    let conn_counters = Arc::new(http::ConnCounters::default());
+    let exporter = Arc::new(crate::ops::metrics::Exporter { host: p.host.clone(), conn: conn_counters.clone() });
+    let extra = crate::ops::metrics::routes(exporter);
+    let app = http::router(
+        spine.clone(),
+        site.identity,
+        oauth,
+        endpoint,
+        make_server,
+        domain_health,
+        shutdown.clone(),
+        extra,
+    );
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
     tracing::info!(url = %site.url, "serving MCP");
     crate::ops::notify::ready(&format!("serving {}", site.url));
@@ -159,8 +172,6 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         stopping.cancelled().await;
         crate::ops::notify::stopping();
     });
-    // Connection-limit counters: logged when serving stops; for export (metrics).
-    let conn_counters = Arc::new(http::ConnCounters::default());
     http::serve(listener, app, &p.cfg.limits, conn_counters, shutdown).await;
     housekeeping.abort();
     // STOPPING=1 went out when `shutdown` fired; if serving ended another

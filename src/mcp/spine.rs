@@ -72,13 +72,24 @@ pub struct Spine {
     /// Summarizes rate-limited refusals in the audit log (see
     /// [`RATE_REFUSAL_AUDIT_SECS`]).
     pub(super) rate_refusals: RateRefusalLog,
+    /// Call and refusal counters for `/metrics`.
+    pub stats: super::stats::SpineStats,
 }
 
 impl Spine {
     pub fn new(cfg: Arc<Config>, audit: AuditLog, node_name: String, specs: &[ToolSpec]) -> Self {
         let limiter = Limiter::new(cfg.limits.rate.clone());
         let specs = specs.iter().map(|s| (s.name, *s)).collect();
-        Self { cfg, audit, limiter, started: Instant::now(), node_name, specs, rate_refusals: Default::default() }
+        Self {
+            cfg,
+            audit,
+            limiter,
+            started: Instant::now(),
+            node_name,
+            specs,
+            rate_refusals: Default::default(),
+            stats: Default::default(),
+        }
     }
 
     /// The spec of a callable tool (`read_only` hides writing tools).

@@ -3,4 +3,5 @@
 
 pub mod config_check;
 pub mod config_doc;
+pub mod metrics;
 pub mod notify;

@@ -222,3 +222,100 @@ fn config_example_passes_config_check() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     assert!(String::from_utf8_lossy(&check.stdout).starts_with("config OK: "));
 }
+
+/// Parses a `/metrics` body with the Prometheus project's own OpenMetrics
+/// parser (PyPI prometheus_client, installed by install-clients.sh).
+fn parse_metrics(text: &str) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(root.join("target/tools/venv/bin/python"))
+        .arg(root.join("tests/support/parse_metrics.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python (run tests/support/install-clients.sh)");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("parser");
+    assert!(out.status.success(), "not valid OpenMetrics: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn sample(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .and_then(|s| s["value"].as_f64())
+}
+
+/// GET /metrics as text (the body is not JSON: read it raw).
+async fn get_metrics(addr: std::net::SocketAddr) -> (u16, String, Option<String>) {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/metrics")
+        .header("host", addr.to_string())
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .expect("request");
+    let res = send.send_request(req).await.expect("send");
+    let status = res.status().as_u16();
+    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned(), ct)
+}
+
+/// `/metrics` parses with Prometheus' own parser, holds the host sample
+/// under node_exporter names, and its counters move after calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_counters_move_after_calls() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = "[local]\nname = \"prom\"\nroles = [\"viewer\"]\n";
+    let (mut server, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
+    let (status, text, ct) = get_metrics(addr).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(ct.is_some_and(|c| c.starts_with("application/openmetrics-text")));
+    let before = parse_metrics(&text);
+    for name in ["node_load1", "node_memory_MemTotal_bytes", "tailops_audit_queue_depth", "tailops_mcp_sessions"] {
+        assert!(sample(&before, name, &[]).is_some(), "{name} missing:\n{text}");
+    }
+    assert!(sample(&before, "node_memory_MemTotal_bytes", &[]).is_some_and(|v| v > 0.0));
+    assert!(before.iter().any(|s| s["name"] == "node_filesystem_size_bytes"), "{text}");
+    let calls =
+        |s: &[serde_json::Value]| sample(s, "tailops_tool_calls_total", &[("tool", "whoami"), ("outcome", "ok")]);
+    assert_eq!(calls(&before), None, "no call yet");
+
+    let host = addr.to_string();
+    let mut c = Client::new(Via::Tcp(addr), &host);
+    assert_eq!(c.initialize().await.status, 200);
+    for _ in 0..3 {
+        assert_eq!(c.call("whoami", json!({})).await.status, 200);
+    }
+    // A viewer may not read the audit log: one denial.
+    assert_eq!(c.call("audit_tail", json!({})).await.status, 200);
+    let (_, text, _) = get_metrics(addr).await;
+    let after = parse_metrics(&text);
+    assert_eq!(calls(&after), Some(3.0), "{text}");
+    assert_eq!(sample(&after, "tailops_refusals_total", &[("reason", "denied")]), Some(1.0), "{text}");
+    assert_eq!(sample(&after, "tailops_mcp_sessions", &[]), Some(1.0), "{text}");
+    assert_eq!(sample(&after, "tailops_tool_call_duration_seconds_count", &[("tool", "whoami")]), Some(3.0), "{text}");
+    let ops_before = sample(&before, "tailops_audit_operations_total", &[]).unwrap_or_default();
+    assert!(sample(&after, "tailops_audit_operations_total", &[]).is_some_and(|v| v > ops_before), "{text}");
+    assert!(server.stop().success());
+}
+
+/// A caller without `metrics:read` gets 403, and the refusal is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_without_the_scope_is_403_and_audited() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = "[local]\nname = \"nosy\"\nroles = []\nscopes = [\"system:read\"]\n";
+    let (mut server, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
+    let (status, body, _) = get_metrics(addr).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("metrics:read"), "{body}");
+    assert!(!body.contains("node_load1"), "{body}");
+    assert!(server.stop().success());
+    let log = std::fs::read_to_string(tmp.path().join("state/audit.jsonl")).expect("audit");
+    assert!(log.lines().any(|l| l.contains("\"tool\":\"/metrics\"") && l.contains("\"decision\":\"deny\"")), "{log}");
+}
