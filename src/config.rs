@@ -65,6 +65,24 @@ pub struct Config {
     pub sampler: crate::host::sampler::SamplerConfig,
     /// Docker connection and limits.
     pub docker: crate::host::docker::DockerConfig,
+    /// Prometheus service discovery (`/sd`).
+    pub sd: SdConfig,
+}
+
+/// `[sd]`: what `GET /sd` (Prometheus `http_sd_configs`) lists.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SdConfig {
+    /// Tailnet nodes carrying this tag (this node included) are listed.
+    pub tag: String,
+    /// Port of their `/metrics`; unset = this node's `port`.
+    pub port: Option<u16>,
+}
+
+impl Default for SdConfig {
+    fn default() -> Self {
+        Self { tag: "tag:tailops".into(), port: None }
+    }
 }
 
 /// Explicit bounds for the HTTP side; all documented in the README.
@@ -179,6 +197,7 @@ impl Default for Config {
             oauth: Default::default(),
             sampler: Default::default(),
             docker: Default::default(),
+            sd: SdConfig::default(),
         }
     }
 }
@@ -312,6 +331,15 @@ impl Config {
                     message: format!("{t:?} must look like tag:name"),
                 });
             }
+        }
+        if !self.sd.tag.starts_with("tag:") || self.sd.tag.len() <= 4 {
+            return Err(ConfigError::Invalid {
+                field: "sd.tag",
+                message: format!("{:?} must look like tag:name", self.sd.tag),
+            });
+        }
+        if self.sd.port == Some(0) {
+            return Err(ConfigError::Invalid { field: "sd.port", message: "must be 1-65535".into() });
         }
         if self.port == 0 {
             return Err(ConfigError::Invalid { field: "port", message: "must be 1-65535".into() });

@@ -152,7 +152,7 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
     // Connection-limit counters: logged when serving stops, exported on /metrics.
     let conn_counters = Arc::new(http::ConnCounters::default());
     let exporter = Arc::new(crate::ops::metrics::Exporter { host: p.host.clone(), conn: conn_counters.clone() });
-    let extra = crate::ops::metrics::routes(exporter);
+    let extra = crate::ops::metrics::routes(exporter).merge(crate::ops::sd::routes());
     let app = http::router(
         spine.clone(),
         site.identity,

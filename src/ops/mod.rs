@@ -5,3 +5,4 @@ pub mod config_check;
 pub mod config_doc;
 pub mod metrics;
 pub mod notify;
+pub mod sd;

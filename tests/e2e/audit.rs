@@ -158,7 +158,7 @@ async fn frozen_audit_device_refuses_writing_tools_until_thawed() {
 
     // The writer has been stuck longer than the bound: degraded, stalled.
     let ready = get(&via, &host, "/readyz").await;
-    assert_eq!(ready.status, 200);
+    assert_eq!(ready.status, 503, "a failing audit log makes /readyz non-200 (issue 13)");
     assert_eq!(ready.body["status"], "degraded", "{}", ready.body);
     let audit = &ready.body["checks"]["audit"];
     assert_eq!((audit["status"].as_str(), audit["reason"].as_str()), (Some("failing"), Some("stalled")), "{audit}");

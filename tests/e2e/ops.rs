@@ -137,6 +137,7 @@ async fn watchdog_pings_stop_while_the_audit_writer_is_stalled() {
     }
     assert!(during.iter().all(|m| !m.contains("WATCHDOG=1")), "pinged while stalled: {during:?}");
     let ready = get(&Via::Tcp(addr), &host, "/readyz").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
     assert_eq!(ready.body["checks"]["audit"]["reason"], "stalled", "{}", ready.body);
 
     drop(freeze);
@@ -318,4 +319,69 @@ async fn metrics_without_the_scope_is_403_and_audited() {
     assert!(server.stop().success());
     let log = std::fs::read_to_string(tmp.path().join("state/audit.jsonl")).expect("audit");
     assert!(log.lines().any(|l| l.contains("\"tool\":\"/metrics\"") && l.contains("\"decision\":\"deny\"")), "{log}");
+}
+
+const SD_CONFIG: &str = r#"
+[[policy.rules]]
+tags = ["tag:prometheus"]
+scopes = ["metrics:read"]
+"#;
+
+/// `/sd` on a real headscale tailnet lists exactly the nodes tagged
+/// `tag:tailops` (this server and two more), not a differently tagged node
+/// nor the Prometheus node itself; a caller without `metrics:read` gets 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sd_lists_exactly_the_tagged_peers() {
+    use crate::support::client;
+    use crate::support::headscale::Headscale;
+    let hs = Headscale::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = crate::mcp::start_tagged_server(&hs, tmp.path(), "ops-sd", SD_CONFIG);
+    let host = server.dns_name.clone();
+    let fleet_key = hs.tagged_key("tag:tailops");
+    let web1 = client::node("web-1", &hs.url, &fleet_key, &tmp.path().join("w1")).await;
+    let web2 = client::node("web-2", &hs.url, &fleet_key, &tmp.path().join("w2")).await;
+    let db = client::node("db-1", &hs.url, &hs.tagged_key("tag:db"), &tmp.path().join("db")).await;
+    let prom = client::node("prom", &hs.url, &hs.tagged_key("tag:prometheus"), &tmp.path().join("p")).await;
+
+    // The netmap reaches the server a little after the nodes join: ask
+    // until all three tagged nodes are there (bounded), then check exactly.
+    let suffix = host.split_once('.').map(|(_, s)| s.to_string()).unwrap_or_default();
+    let want: Vec<String> = ["ops-sd", "web-1", "web-2"].iter().map(|h| format!("{h}.{suffix}:80")).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let r = client::get(&prom, &host, "/sd").await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let groups = r.json();
+        let mut got: Vec<String> = groups
+            .as_array()
+            .expect("a list")
+            .iter()
+            .flat_map(|g| g["targets"].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        got.sort();
+        if got.len() >= want.len() || Instant::now() > deadline {
+            let web = groups.as_array().and_then(|a| a.iter().find(|g| g["targets"][0] == want[1].as_str()).cloned());
+            if let Some(web) = web {
+                assert_eq!(web["labels"]["__meta_tailops_tags"], ",tag:tailops,", "{web}");
+                assert_eq!(web["labels"]["__meta_tailops_online"], "true", "{web}");
+                assert_eq!(web["labels"]["__metrics_path__"], "/metrics", "{web}");
+            }
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(got, want);
+
+    // db-1 holds no metrics:read: 403.
+    let r = client::get(&db, &host, "/sd").await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let r = client::get(&db, &host, "/metrics").await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+
+    for n in [web1, web2, db, prom] {
+        n.close().await.expect("close");
+    }
+    assert!(server.stop().success());
 }
