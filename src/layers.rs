@@ -27,7 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tools", &["audit", "auth", "config", "host", "mcp", "redact"]),
     // ops: the operator's side (systemd notify, metrics, discovery).
     ("ops", &["audit", "auth", "config", "host", "http", "mcp", "tailnet"]),
-    ("server", &["audit", "auth", "config", "host", "http", "mcp", "ops", "tailnet", "tools"]),
+    ("server", &["audit", "auth", "config", "host", "http", "mcp", "ops", "shutdown", "tailnet", "tools"]),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -173,10 +173,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (None, true) => tailops::server::Mode::Stdio,
         (None, false) => tailops::server::Mode::Tailnet,
     };
+    let reload = tailops::server::ReloadSource { file: args.config.clone(), overrides: args.overrides.clone() };
     let cfg = Config::load(args.config.as_deref(), args.overrides)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let shutdown = tailops::shutdown::on_signals()?;
-        tailops::server::run(cfg, mode, shutdown).await
+        tailops::server::run_with_reload(cfg, mode, shutdown, Some(reload)).await
     })
 }

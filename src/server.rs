@@ -60,6 +60,7 @@ struct Parts {
     audit: AuditLog,
     host: Arc<Host>,
     router: Arc<ToolRouter<TailopsServer>>,
+    reload: Option<ReloadSource>,
 }
 
 impl Parts {
@@ -68,8 +69,26 @@ impl Parts {
     }
 }
 
+/// Where a SIGHUP reload reads the configuration from: the same file and
+/// overrides `serve` started with.
+#[derive(Clone, Debug)]
+pub struct ReloadSource {
+    pub file: Option<std::path::PathBuf>,
+    pub overrides: crate::config::Overrides,
+}
+
 /// Runs the server until `shutdown` is cancelled.
 pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_reload(cfg, mode, shutdown, None).await
+}
+
+/// [`run`], reloading the policy from `reload` on SIGHUP.
+pub async fn run_with_reload(
+    cfg: Config,
+    mode: Mode,
+    shutdown: CancellationToken,
+    reload: Option<ReloadSource>,
+) -> anyhow::Result<()> {
     TailopsServer::check_registry().map_err(anyhow::Error::msg)?;
     // Typos in the local policy parse fine but match nothing (a misspelt
     // deny denies nothing): say so before serving.
@@ -85,7 +104,7 @@ pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow
     let audit = open_audit(&cfg).await?;
     let sampler = start_sampler(&cfg, &audit, shutdown.clone()).await?;
     let host = Arc::new(Host { sampler: Some(sampler), docker: Docker::new(&cfg.docker) });
-    let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()) };
+    let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()), reload };
     let result = match mode.clone() {
         Mode::Tailnet => run_tailnet(&parts, shutdown).await,
         Mode::DevListen(addr) => run_dev(&parts, addr, shutdown).await,
@@ -141,6 +160,7 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         None
     };
     let spine = p.spine(site.label);
+    let reloader = p.reload.clone().map(|src| spawn_reloader(spine.clone(), src, shutdown.clone()));
     let (s, h, r) = (spine.clone(), p.host.clone(), p.router.clone());
     let make_server = move || TailopsServer::new(s.clone(), h.clone(), r.clone(), None);
     let health_host = p.host.clone();
@@ -174,6 +194,9 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
     });
     http::serve(listener, app, &p.cfg.limits, conn_counters, shutdown).await;
     housekeeping.abort();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     // STOPPING=1 went out when `shutdown` fired; if serving ended another
     // way, say it now (the task has no await after its send, so it has
     // either sent or not started to).
@@ -332,6 +355,51 @@ fn spawn_housekeeping(spine: Arc<Spine>, shutdown: CancellationToken) -> tokio::
             }
         }
     })
+}
+
+/// On SIGHUP: load and validate the config again; a good one replaces the
+/// policy, `[local]` and capability live (sessions and connections stay),
+/// a bad one is refused and the old one kept. Either way a log line and a
+/// `lifecycle` audit record (`event: reload`) say what happened, including
+/// the changed sections that need a restart to take effect.
+fn spawn_reloader(spine: Arc<Spine>, src: ReloadSource, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = crate::shutdown::reload_requested() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let loaded = Config::load(src.file.as_deref(), src.overrides.clone());
+            match loaded {
+                Ok(new) => {
+                    let restart = restart_needed(&spine.cfg, &new);
+                    let generation = spine.reload(&new);
+                    tracing::info!(generation, restart_required = ?restart, "configuration reloaded: policy, [local] and capability applied");
+                    lifecycle(
+                        &spine.audit,
+                        "reload",
+                        serde_json::json!({ "ok": true, "generation": generation, "applied": ["policy", "local", "capability"], "restart_required": restart }),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration reload refused; the running configuration is kept");
+                    lifecycle(&spine.audit, "reload", serde_json::json!({ "ok": false, "error": e.to_string() }));
+                }
+            }
+        }
+    })
+}
+
+/// Top-level sections that differ between `old` and `new` but are not
+/// applied by a reload.
+fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return Vec::new();
+    };
+    let live = ["policy", "local", "capability"];
+    a.iter().filter(|(k, v)| !live.contains(&k.as_str()) && b.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect()
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

@@ -385,3 +385,60 @@ async fn sd_lists_exactly_the_tagged_peers() {
     }
     assert!(server.stop().success());
 }
+
+fn hup(pid: u32) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).expect("pid"),
+        rustix::process::Signal::HUP,
+    )
+    .expect("SIGHUP");
+}
+
+/// SIGHUP changes a principal's scopes live while its MCP session stays
+/// open; a bad new config is refused and the old one kept; both are in the
+/// audit log as `lifecycle` `reload` records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_policy_live_and_refuses_a_bad_config() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (mut server, addr) =
+        ServerProcess::start_dev(tmp.path(), "[local]\nname = \"dev\"\nroles = [\"viewer\"]\n", &[]);
+    let cfg_path = tmp.path().join("tailops.toml");
+    let host = addr.to_string();
+    let mut c = Client::new(Via::Tcp(addr), &host);
+    assert_eq!(c.initialize().await.status, 200);
+    let session = c.session.clone();
+    let r = c.call("audit_tail", json!({})).await;
+    assert_eq!(r.error_category(), Some("permission_denied"), "a viewer: {}", r.body);
+
+    std::fs::write(&cfg_path, "[local]\nname = \"dev\"\nroles = [\"admin\"]\n").expect("write");
+    hup(server.pid());
+    server.wait_for_log(
+        |v| v["message"] == "configuration reloaded: policy, [local] and capability applied",
+        Duration::from_secs(30),
+    );
+    let r = c.call("audit_tail", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.is_tool_error(), "admin after the reload, same session: {}", r.body);
+    assert_eq!(c.session, session, "the session stayed");
+
+    std::fs::write(&cfg_path, "[local]\nname = \"dev\"\nroles = [\"root\"]\n").expect("write");
+    hup(server.pid());
+    server.wait_for_log(
+        |v| v["message"] == "configuration reload refused; the running configuration is kept",
+        Duration::from_secs(30),
+    );
+    let r = c.call("audit_tail", json!({})).await;
+    assert!(!r.is_tool_error(), "the old (admin) policy is kept: {}", r.body);
+
+    assert!(server.stop().success());
+    let log = std::fs::read_to_string(tmp.path().join("state/audit.jsonl")).expect("audit");
+    let reloads: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["kind"] == "lifecycle" && r["detail"]["event"] == "reload")
+        .collect();
+    assert_eq!(reloads.len(), 2, "{log}");
+    assert_eq!(reloads[0]["detail"]["ok"], true);
+    assert_eq!(reloads[1]["detail"]["ok"], false);
+    assert!(reloads[1]["detail"]["error"].as_str().is_some_and(|e| e.contains("root")), "{}", reloads[1]);
+}
