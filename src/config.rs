@@ -17,11 +17,16 @@ use crate::auth::ratelimit::RateConfig;
 /// Default app-capability name carried by ACL grants for tailops.
 pub const DEFAULT_CAPABILITY: &str = "tailops.dev/cap/tailops";
 
+/// Name of the systemd credential holding the auth key
+/// (`LoadCredential=authkey:/etc/tailops/authkey`), read from
+/// `$CREDENTIALS_DIRECTORY` when neither `TS_AUTHKEY` nor `authkey_file` is set.
+pub const CREDENTIAL_AUTHKEY: &str = "authkey";
+
 /// Upper bound of the connection timeouts (one day): longer is no bound at
 /// all, and `Instant + Duration` overflows (a panic) on absurd values.
 pub const MAX_CONN_TIMEOUT_SECS: u64 = 86_400;
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Tailnet hostname of this node (its MagicDNS label).
@@ -64,10 +69,28 @@ pub struct Config {
     pub files: crate::host::files::FilesConfig,
     /// systemd (D-Bus) and journal access, the units writes may change.
     pub systemd: crate::host::systemd::SystemdConfig,
+    /// Prometheus service discovery (`/sd`).
+    pub sd: SdConfig,
+}
+
+/// `[sd]`: what `GET /sd` (Prometheus `http_sd_configs`) lists.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SdConfig {
+    /// Tailnet nodes carrying this tag (this node included) are listed.
+    pub tag: String,
+    /// Port of their `/metrics`; unset = this node's `port`.
+    pub port: Option<u16>,
+}
+
+impl Default for SdConfig {
+    fn default() -> Self {
+        Self { tag: "tag:tailops".into(), port: None }
+    }
 }
 
 /// Explicit bounds for the HTTP side; all documented in the README.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Connections served at once; more wait in the listener queue.
@@ -180,6 +203,7 @@ impl Default for Config {
             docker: Default::default(),
             files: Default::default(),
             systemd: Default::default(),
+            sd: SdConfig::default(),
         }
     }
 }
@@ -238,6 +262,14 @@ impl Config {
     /// Reads the TOML file if given (a missing file given explicitly is an
     /// error), then lays the overrides over it and validates.
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let cfg = Self::load_unvalidated(file, overrides)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// [`Self::load`] without [`Self::validate`]: for `tailops config check`,
+    /// which names the offending value of an invalid config.
+    pub fn load_unvalidated(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
         let mut cfg = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -248,7 +280,6 @@ impl Config {
             None => Config::default(),
         };
         cfg.apply(overrides);
-        cfg.validate()?;
         Ok(cfg)
     }
 
@@ -285,7 +316,8 @@ impl Config {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every value's range and the cross-key rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let h = &self.hostname;
         let label_ok = !h.is_empty()
             && h.len() <= 63
@@ -305,6 +337,15 @@ impl Config {
                     message: format!("{t:?} must look like tag:name"),
                 });
             }
+        }
+        if !self.sd.tag.starts_with("tag:") || self.sd.tag.len() <= 4 {
+            return Err(ConfigError::Invalid {
+                field: "sd.tag",
+                message: format!("{:?} must look like tag:name", self.sd.tag),
+            });
+        }
+        if self.sd.port == Some(0) {
+            return Err(ConfigError::Invalid { field: "sd.port", message: "must be 1-65535".into() });
         }
         if self.port == 0 {
             return Err(ConfigError::Invalid { field: "port", message: "must be 1-65535".into() });
@@ -386,7 +427,8 @@ impl Config {
     }
 
     /// The auth key: `TS_AUTHKEY` / `TS_AUTH_KEY`, else the first line of
-    /// `authkey_file`, else none (interactive login).
+    /// `authkey_file`, else the systemd credential `authkey`, else none
+    /// (interactive login).
     pub fn auth_key(&self) -> Result<Option<String>, ConfigError> {
         for var in ["TS_AUTHKEY", "TS_AUTH_KEY"] {
             if let Ok(v) = std::env::var(var) {
@@ -407,6 +449,18 @@ impl Config {
                 });
             }
             return Ok(Some(key));
+        }
+        // systemd's LoadCredential=authkey:… (systemd/tailops.service).
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+            let path = PathBuf::from(dir).join(CREDENTIAL_AUTHKEY);
+            if path.exists() {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::AuthKey { path: path.clone(), source })?;
+                let key = text.lines().next().unwrap_or_default().trim().to_string();
+                if !key.is_empty() {
+                    return Ok(Some(key));
+                }
+            }
         }
         Ok(None)
     }

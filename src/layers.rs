@@ -25,7 +25,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &["audit", "auth", "host"]),
     ("http", &["audit", "auth", "config", "mcp", "tailnet"]),
     ("tools", &["audit", "auth", "config", "host", "mcp", "redact"]),
-    ("server", &["audit", "auth", "config", "host", "http", "mcp", "tailnet", "tools"]),
+    // ops: the operator's side (systemd notify, metrics, discovery).
+    ("ops", &["audit", "auth", "config", "host", "http", "mcp", "tailnet"]),
+    ("server", &["audit", "auth", "config", "host", "http", "mcp", "ops", "shutdown", "tailnet", "tools"]),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -10,6 +10,7 @@
 //! - [`host`]: what the tools observe and change on this host
 //! - [`audit`]: the hash-chained audit log
 //! - [`redact`]: secret redaction for every output and the audit log
+//! - [`ops`]: operations: systemd notify/watchdog, metrics, fleet discovery
 //! - [`server`]: `tailops serve` put together (the composition root)
 //! - [`shutdown`]: graceful stop on SIGINT/SIGTERM
 //! - [`telemetry`]: logging set-up
@@ -20,6 +21,7 @@ pub mod config;
 pub mod host;
 pub mod http;
 pub mod mcp;
+pub mod ops;
 pub mod redact;
 pub mod server;
 pub mod shutdown;

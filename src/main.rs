@@ -31,6 +31,9 @@ enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Configuration: an example with every key, and a check.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print the version.
     Version,
 }
@@ -50,6 +53,22 @@ enum AuditCommand {
         expect_from: Option<u64>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print an example config file: every key with its default and docs.
+    Example,
+    /// Validate a config file (with TAILOPS_* variables and flags laid over
+    /// it, as `serve` would) and print the effective policy, without
+    /// starting. Exit 0 when valid, 1 with the key, value and fix otherwise.
+    Check {
+        /// The TOML file; none = the defaults.
+        #[arg(env = "TAILOPS_CONFIG")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
     },
 }
 
@@ -86,6 +105,22 @@ fn main() -> ExitCode {
             }
         },
         Command::Audit(AuditCommand::Verify { expect_from, files }) => audit_verify(&files, expect_from),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", tailops::ops::config_doc::example());
+            ExitCode::SUCCESS
+        }
+        Command::Config(ConfigCommand::Check { file, overrides }) => {
+            match tailops::ops::config_check::check(file.as_deref(), overrides, &tailops::tools::all_specs()) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(explained) => {
+                    eprintln!("{explained}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -138,10 +173,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (None, true) => tailops::server::Mode::Stdio,
         (None, false) => tailops::server::Mode::Tailnet,
     };
+    let reload = tailops::server::ReloadSource { file: args.config.clone(), overrides: args.overrides.clone() };
     let cfg = Config::load(args.config.as_deref(), args.overrides)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let shutdown = tailops::shutdown::on_signals()?;
-        tailops::server::run(cfg, mode, shutdown).await
+        tailops::server::run_with_reload(cfg, mode, shutdown, Some(reload)).await
     })
 }

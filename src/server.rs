@@ -63,6 +63,7 @@ struct Parts {
     audit: AuditLog,
     host: Arc<Host>,
     router: Arc<ToolRouter<TailopsServer>>,
+    reload: Option<ReloadSource>,
 }
 
 impl Parts {
@@ -74,8 +75,26 @@ impl Parts {
     }
 }
 
+/// Where a SIGHUP reload reads the configuration from: the same file and
+/// overrides `serve` started with.
+#[derive(Clone, Debug)]
+pub struct ReloadSource {
+    pub file: Option<std::path::PathBuf>,
+    pub overrides: crate::config::Overrides,
+}
+
 /// Runs the server until `shutdown` is cancelled.
 pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_reload(cfg, mode, shutdown, None).await
+}
+
+/// [`run`], reloading the policy from `reload` on SIGHUP.
+pub async fn run_with_reload(
+    cfg: Config,
+    mode: Mode,
+    shutdown: CancellationToken,
+    reload: Option<ReloadSource>,
+) -> anyhow::Result<()> {
     TailopsServer::check_registry().map_err(anyhow::Error::msg)?;
     // Typos in the local policy parse fine but match nothing (a misspelt
     // deny denies nothing): say so before serving.
@@ -98,7 +117,7 @@ pub async fn run(cfg: Config, mode: Mode, shutdown: CancellationToken) -> anyhow
         systemd: Systemd::new(&cfg.systemd),
         journal: Journal::new(cfg.systemd.journal_dir.as_deref()),
     });
-    let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()) };
+    let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()), reload };
     let result = match mode.clone() {
         Mode::Tailnet => run_tailnet(&parts, shutdown).await,
         Mode::DevListen(addr) => run_dev(&parts, addr, shutdown).await,
@@ -154,6 +173,7 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         None
     };
     let spine = p.spine(site.label);
+    let reloader = p.reload.clone().map(|src| spawn_reloader(spine.clone(), src, shutdown.clone()));
     let (s, h, r) = (spine.clone(), p.host.clone(), p.router.clone());
     let make_server = move || TailopsServer::new(s.clone(), h.clone(), r.clone(), None);
     let health_host = p.host.clone();
@@ -162,13 +182,44 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         Box::pin(async move { h.health().await })
     });
     let endpoint = Endpoint { names: &site.names, port: site.port };
-    let app = http::router(spine.clone(), site.identity, oauth, endpoint, make_server, domain_health, shutdown.clone());
+    // Connection-limit counters: logged when serving stops, exported on /metrics.
+    let conn_counters = Arc::new(http::ConnCounters::default());
+    let exporter = Arc::new(crate::ops::metrics::Exporter { host: p.host.clone(), conn: conn_counters.clone() });
+    let extra = crate::ops::metrics::routes(exporter).merge(crate::ops::sd::routes());
+    let app = http::router(
+        spine.clone(),
+        site.identity,
+        oauth,
+        endpoint,
+        make_server,
+        domain_health,
+        shutdown.clone(),
+        extra,
+    );
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
     tracing::info!(url = %site.url, "serving MCP");
-    // Connection-limit counters: logged when serving stops; for export (metrics).
-    let conn_counters = Arc::new(http::ConnCounters::default());
+    crate::ops::notify::ready(&format!("serving {}", site.url));
+    let watchdog = crate::ops::notify::spawn_watchdog(p.audit.clone(), shutdown.clone());
+    let stopping = shutdown.clone();
+    let notify_stop = tokio::spawn(async move {
+        stopping.cancelled().await;
+        crate::ops::notify::stopping();
+    });
     http::serve(listener, app, &p.cfg.limits, conn_counters, shutdown).await;
     housekeeping.abort();
+    if let Some(r) = reloader {
+        r.abort();
+    }
+    // STOPPING=1 went out when `shutdown` fired; if serving ended another
+    // way, say it now (the task has no await after its send, so it has
+    // either sent or not started to).
+    if !notify_stop.is_finished() {
+        notify_stop.abort();
+        crate::ops::notify::stopping();
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     Ok(())
 }
 
@@ -317,6 +368,51 @@ fn spawn_housekeeping(spine: Arc<Spine>, shutdown: CancellationToken) -> tokio::
             }
         }
     })
+}
+
+/// On SIGHUP: load and validate the config again; a good one replaces the
+/// policy, `[local]` and capability live (sessions and connections stay),
+/// a bad one is refused and the old one kept. Either way a log line and a
+/// `lifecycle` audit record (`event: reload`) say what happened, including
+/// the changed sections that need a restart to take effect.
+fn spawn_reloader(spine: Arc<Spine>, src: ReloadSource, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = crate::shutdown::reload_requested() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let loaded = Config::load(src.file.as_deref(), src.overrides.clone());
+            match loaded {
+                Ok(new) => {
+                    let restart = restart_needed(&spine.cfg, &new);
+                    let generation = spine.reload(&new);
+                    tracing::info!(generation, restart_required = ?restart, "configuration reloaded: policy, [local] and capability applied");
+                    lifecycle(
+                        &spine.audit,
+                        "reload",
+                        serde_json::json!({ "ok": true, "generation": generation, "applied": ["policy", "local", "capability"], "restart_required": restart }),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration reload refused; the running configuration is kept");
+                    lifecycle(&spine.audit, "reload", serde_json::json!({ "ok": false, "error": e.to_string() }));
+                }
+            }
+        }
+    })
+}
+
+/// Top-level sections that differ between `old` and `new` but are not
+/// applied by a reload.
+fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return Vec::new();
+    };
+    let live = ["policy", "local", "capability"];
+    a.iter().filter(|(k, v)| !live.contains(&k.as_str()) && b.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect()
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

@@ -1,8 +1,17 @@
 //! Graceful stop: the first SIGINT or SIGTERM cancels one token that every
-//! long-running task watches; a second signal exits at once.
+//! long-running task watches; a second signal exits at once. SIGHUP asks
+//! for a configuration reload ([`reload_requested`]).
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
+
+static RELOAD: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Completes when a SIGHUP arrived (one stored wake-up: a SIGHUP during a
+/// reload is not lost).
+pub async fn reload_requested() {
+    RELOAD.notified().await;
+}
 
 /// Spawns the signal watcher and returns the token it cancels.
 ///
@@ -14,6 +23,15 @@ pub fn on_signals() -> std::io::Result<CancellationToken> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     crate::tailnet::signals::install()?;
+    // SIGHUP's handler is among those `install` fixed (SA_ONSTACK); this
+    // listener shares it.
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!(signal = "SIGHUP", "configuration reload requested");
+            RELOAD.notify_one();
+        }
+    });
     let t = token.clone();
     tokio::spawn(async move {
         let name = tokio::select! {

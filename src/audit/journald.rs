@@ -40,7 +40,7 @@ pub const DEFAULT_JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
 pub const SYSLOG_IDENTIFIER: &str = "tailops-audit";
 
 /// `[audit] journald`.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum JournaldMode {
     /// Copy to the journal when its socket exists at start.

@@ -59,7 +59,7 @@ pub mod kind {
 }
 
 /// When the writer calls `fsync` (`fdatasync`).
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum FsyncMode {
     /// After every record.
@@ -72,7 +72,7 @@ pub enum FsyncMode {
 }
 
 /// `[audit]`: the hash-chained JSONL audit log.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// Log file; default `<state_dir>/audit.jsonl` (filled in by
@@ -210,6 +210,24 @@ pub struct AuditHealth {
     pub journald: Option<JournaldStats>,
 }
 
+/// The writer's counters (`/metrics`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditStats {
+    /// Records queued, not yet taken by the writer.
+    pub queued: u64,
+    /// The queue's capacity (`audit.queue`).
+    pub capacity: u64,
+    /// Writer operations (write, fsync, rotation) finished, and their total time.
+    pub ops: u64,
+    pub op_seconds: f64,
+    /// Failed writes, fsyncs or rotations.
+    pub write_errors: u64,
+    /// Records dropped because the queue was full.
+    pub dropped: u64,
+    /// How long the current operation has run, when past the stall bound.
+    pub stalled_secs: Option<f64>,
+}
+
 /// Counters of the journald copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournaldStats {
@@ -223,6 +241,8 @@ pub struct JournaldStats {
 struct Inner {
     tx: SyncSender<Msg>,
     shared: Arc<Shared>,
+    /// `audit.queue`, for [`AuditLog::stats`].
+    capacity: u64,
 }
 
 /// Handle to the audit log; cheap to clone.
@@ -260,7 +280,8 @@ impl AuditLog {
             .map_err(|e| AuditError::Io(io::Error::other(e.to_string())))??;
         let (tx, rx) = std::sync::mpsc::sync_channel(queue);
         let handle = tokio::task::spawn_blocking(move || writer.run(rx));
-        Ok((AuditLog { inner: Some(Arc::new(Inner { tx, shared })) }, handle))
+        let capacity = u64::try_from(queue).unwrap_or(u64::MAX);
+        Ok((AuditLog { inner: Some(Arc::new(Inner { tx, shared, capacity })) }, handle))
     }
 
     /// A log that drops every record and is always healthy.
@@ -338,6 +359,22 @@ impl AuditLog {
         AuditHealth { healthy, reason, error, stalled_ms, journald }
     }
 
+    /// Counters for `/metrics` (all zero when the log is disabled).
+    pub fn stats(&self) -> AuditStats {
+        let Some(inner) = &self.inner else { return AuditStats::default() };
+        let sh = &inner.shared;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        AuditStats {
+            queued: get(&sh.queued),
+            capacity: inner.capacity,
+            ops: get(&sh.ops),
+            op_seconds: get(&sh.op_micros) as f64 / 1e6,
+            write_errors: get(&sh.write_errors),
+            dropped: get(&sh.dropped_total),
+            stalled_secs: sh.stalled_ms().map(|ms| ms as f64 / 1e3),
+        }
+    }
+
     /// The most recent error (kept after recovery; use [`Self::is_healthy`]
     /// for the current state).
     pub fn last_error(&self) -> Option<String> {
@@ -381,10 +418,21 @@ impl AuditLog {
 impl Inner {
     /// Queues a record message without blocking.
     fn send(&self, msg: Msg) -> Result<(), AuditError> {
-        match self.tx.try_send(msg) {
+        let is_record = matches!(msg, Msg::Record(..));
+        if is_record {
+            // Counted before the send so the writer's decrement never
+            // comes first.
+            self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        }
+        let r = self.tx.try_send(msg);
+        if r.is_err() && is_record {
+            let _ = self.shared.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| q.checked_sub(1));
+        }
+        match r {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.shared.dropped_queue.fetch_add(1, Ordering::SeqCst);
+                self.shared.dropped_total.fetch_add(1, Ordering::Relaxed);
                 self.shared.set_error(UnhealthyReason::QueueFull, "audit queue full: records are being dropped".into());
                 Err(AuditError::QueueFull)
             }

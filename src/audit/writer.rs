@@ -61,6 +61,14 @@ pub(super) struct Shared {
     pub(super) journald_socket: Option<PathBuf>,
     pub(super) journald_sent: AtomicU64,
     pub(super) journald_dropped: AtomicU64,
+    /// Records queued and not yet taken by the writer (`/metrics`).
+    pub(super) queued: AtomicU64,
+    /// Writer operations finished, and their total time in microseconds.
+    pub(super) ops: AtomicU64,
+    pub(super) op_micros: AtomicU64,
+    /// Failed writes, fsyncs and rotations, and records ever dropped.
+    pub(super) write_errors: AtomicU64,
+    pub(super) dropped_total: AtomicU64,
 }
 
 impl Shared {
@@ -75,6 +83,11 @@ impl Shared {
             journald_socket,
             journald_sent: AtomicU64::new(0),
             journald_dropped: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            ops: AtomicU64::new(0),
+            op_micros: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            dropped_total: AtomicU64::new(0),
         }
     }
 
@@ -224,6 +237,11 @@ impl Writer {
                     Err(_) => break,
                 },
             };
+            if matches!(msg, Msg::Record(..)) {
+                // Saturating: a record queued before a count existed is
+                // never taken twice.
+                let _ = self.shared.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| q.checked_sub(1));
+            }
             let t0 = self.begin_op();
             match msg {
                 Msg::Record(ev, ts, ack) => {
@@ -258,6 +276,12 @@ impl Writer {
     fn end_op(&mut self, t0: Instant) {
         let took = t0.elapsed();
         self.shared.end_op();
+        self.shared.ops.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .shared
+            .op_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t.saturating_add(micros)));
         if took > self.shared.stall_after {
             let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
             tracing::warn!(ms, path = %self.path.display(), "audit writer was stalled");
@@ -275,6 +299,7 @@ impl Writer {
         match r {
             Ok(()) => self.shared.set_healthy(),
             Err(e) => {
+                self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, path = %self.path.display(), "audit log write failed");
                 self.shared.set_error(UnhealthyReason::WriteFailed, format!("{}: {e}", self.path.display()));
             }

@@ -13,7 +13,7 @@ use super::scopes::{Role, Scope};
 
 /// `[local]`: the fixed principal of local modes (stdio, dev-listen), where
 /// there is no tailnet to say who is calling.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalPrincipal {
     /// Shown as `local:<name>` in whoami and the audit log.

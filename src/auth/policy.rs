@@ -42,7 +42,7 @@ use super::identity::Principal;
 use super::scopes::{Role, Scope};
 
 /// `[policy]` in the config file.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Named groups of user logins: `ops = ["alice@example.com"]`.
@@ -51,7 +51,7 @@ pub struct PolicyConfig {
     pub rules: Vec<PolicyRule>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyRule {
     /// User logins (case-insensitive, exact) or `*` for any person.
@@ -76,7 +76,7 @@ pub struct FilesRule {
 }
 
 /// Per-tool exceptions by tool name.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ToolRules {
     /// Tools callable even without their scope.

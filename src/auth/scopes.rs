@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// One permission. `domain:verb`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Scope {
     #[serde(rename = "system:read")]
     SystemRead,
@@ -38,10 +38,14 @@ pub enum Scope {
     NetworkProbe,
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// `/metrics` and `/sd` (Prometheus scrapes): grant a Prometheus node
+    /// exactly this.
+    #[serde(rename = "metrics:read")]
+    MetricsRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 13] = [
+    pub const ALL: [Scope; 14] = [
         Scope::SystemRead,
         Scope::ProcessesSignal,
         Scope::ServicesRead,
@@ -55,6 +59,7 @@ impl Scope {
         Scope::NetworkRead,
         Scope::NetworkProbe,
         Scope::AuditRead,
+        Scope::MetricsRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +77,7 @@ impl Scope {
             Scope::NetworkRead => "network:read",
             Scope::NetworkProbe => "network:probe",
             Scope::AuditRead => "audit:read",
+            Scope::MetricsRead => "metrics:read",
         }
     }
 
@@ -102,7 +108,7 @@ impl FromStr for Scope {
 }
 
 /// A named bundle of scopes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read everything except the audit log.
@@ -141,7 +147,7 @@ impl Role {
 
     pub fn scopes(self) -> BTreeSet<Scope> {
         use Scope::*;
-        let viewer = [SystemRead, ServicesRead, LogsRead, DockerRead, FilesRead, NetworkRead];
+        let viewer = [SystemRead, ServicesRead, LogsRead, DockerRead, FilesRead, NetworkRead, MetricsRead];
         let operator = [ProcessesSignal, ServicesWrite, DockerWrite, NetworkProbe];
         match self {
             Role::Viewer => viewer.into_iter().collect(),

@@ -35,6 +35,15 @@ pub struct SessionOwners {
 }
 
 impl SessionOwners {
+    /// Sessions with an owner (open MCP sessions), for `/metrics`.
+    pub fn len(&self) -> usize {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn owner(&self, sid: &str) -> Option<String> {
         self.owners.lock().unwrap_or_else(|e| e.into_inner()).get(sid).cloned()
     }

@@ -26,7 +26,8 @@ use crate::auth::policy::Access;
 #[derive(Clone)]
 pub struct ConnInfo {
     pub remote: SocketAddr,
-    caller: Arc<Mutex<Option<(Caller, Instant)>>>,
+    /// The caller, when it was looked up, and the reload generation then.
+    caller: Arc<Mutex<Option<(Caller, Instant, u64)>>>,
 }
 
 impl ConnInfo {
@@ -37,30 +38,36 @@ impl ConnInfo {
     /// The cached caller if younger than `ttl`, else a fresh lookup.
     async fn caller(&self, state: &AppState) -> Result<Caller, crate::tailnet::Error> {
         let ttl = Duration::from_secs(state.spine.cfg.limits.identity_ttl_secs);
+        let live = state.spine.live();
         // Held across the lookup: concurrent requests on one connection
         // (HTTP/2) wait for one WhoIs instead of each sending their own.
         let mut cached = self.caller.lock().await;
-        if let Some((c, at)) = cached.as_ref()
+        if let Some((c, at, generation)) = cached.as_ref()
             && at.elapsed() < ttl
+            && *generation == live.generation
         {
             return Ok(c.clone());
         }
-        let c = resolve_caller(state, self.remote).await?;
-        *cached = Some((c.clone(), Instant::now()));
+        let c = resolve_caller(state, self.remote, &live).await?;
+        *cached = Some((c.clone(), Instant::now(), live.generation));
         Ok(c)
     }
 }
 
-async fn resolve_caller(state: &AppState, remote: SocketAddr) -> Result<Caller, crate::tailnet::Error> {
+async fn resolve_caller(
+    state: &AppState,
+    remote: SocketAddr,
+    live: &crate::mcp::spine::Live,
+) -> Result<Caller, crate::tailnet::Error> {
     let cfg = &state.spine.cfg;
     match &*state.identity {
         IdentitySource::Tailnet(node) => {
             let peer = node.whois(remote, Duration::from_secs(cfg.limits.whois_timeout_secs)).await?;
             let principal = Principal::from_peer(peer, remote);
-            let access = Access::resolve(&principal, &cfg.capability, &cfg.policy);
+            let access = Access::resolve(&principal, &live.capability, &live.policy);
             Ok(Caller::new(Arc::new(principal), Arc::new(access)))
         }
-        IdentitySource::Local => Ok(Caller::local(&cfg.local, remote)),
+        IdentitySource::Local => Ok(Caller::local(&live.local, remote)),
     }
 }
 

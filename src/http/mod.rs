@@ -84,7 +84,10 @@ pub struct AppState {
 ///
 /// `make_server` builds the MCP handler for each session (or stateless
 /// request); it must be cheap (share what it can). `domain_health` reports
-/// the tool domains' readiness for `/readyz`.
+/// the tool domains' readiness for `/readyz`. `extra` holds routes served
+/// beside `/mcp` behind the same identity middleware (`/metrics`, `/sd`);
+/// they authorize themselves.
+#[allow(clippy::too_many_arguments)]
 pub fn router<S, F>(
     spine: Arc<Spine>,
     identity: IdentitySource,
@@ -93,6 +96,7 @@ pub fn router<S, F>(
     make_server: F,
     domain_health: DomainHealth,
     shutdown: CancellationToken,
+    extra: Router<AppState>,
 ) -> Router
 where
     S: ServerHandler + Send + 'static,
@@ -128,6 +132,7 @@ where
         .route("/readyz", get(probes::readyz))
         .route("/.well-known/oauth-protected-resource", get(oauth::resource_metadata))
         .route("/.well-known/oauth-protected-resource/mcp", get(oauth::resource_metadata))
+        .merge(extra)
         .layer(middleware::from_fn_with_state(state.clone(), identify::identify))
         .with_state(state)
 }

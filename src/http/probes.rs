@@ -28,9 +28,12 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// `GET /readyz`: readiness and degradations. 200 while tools can be
-/// served (also "degraded": reads work, writes are refused); 503 when the
-/// node is not connected.
+/// `GET /readyz`: readiness and degradations, as JSON. Only the tailnet
+/// and the audit log decide the status code (issue 13): 503 when the node
+/// is not connected ("unavailable") or the audit log cannot write
+/// ("degraded": reads still work, writing tools are refused, so a fleet
+/// check must see it); tool domains (Docker …) are reported with their
+/// state and reason but never make it non-200.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     let health = state.spine.audit.health();
     let audit_ok = health.healthy;
@@ -67,7 +70,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
         (true, false) => "degraded",
         (true, true) => "ok",
     };
-    let code = if tailnet_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if tailnet_ok && audit_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     checks.insert("tailnet".into(), tailnet);
     checks.insert("audit".into(), audit);
     (code, Json(json!({ "status": status, "checks": checks }))).into_response()

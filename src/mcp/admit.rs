@@ -201,6 +201,13 @@ impl Spine {
     ) -> Result<Admitted, Refusal> {
         let key = caller.rate_key();
         let refuse = |refusal: Refusal, decision: AuditDecision, outcome: Outcome, category: ErrorCategory| {
+            self.stats.refused(match &refusal {
+                Refusal::UnknownTool { .. } => "unknown_tool",
+                Refusal::Denied { .. } => "denied",
+                Refusal::StepUp { .. } => "step_up",
+                Refusal::RateLimited { .. } => "rate_limited",
+                Refusal::Blocked { .. } => "blocked",
+            });
             let detail = match &refusal {
                 Refusal::StepUp { scope } => json!({ "required_scope": scope.as_str() }),
                 Refusal::RateLimited { retry_after } | Refusal::Blocked { retry_after } => {

@@ -65,6 +65,8 @@ where
                 ..call_record(spec.name, Outcome::Refused.as_str(), Some(ErrorCategory::Unavailable))
             };
             let _ = spine.audit_event(caller, session, ev);
+            spine.stats.refused("write_ahead");
+            spine.stats.call(spec.name, Outcome::Refused.as_str(), t0.elapsed());
             return Ok(err.to_result().into());
         }
     }
@@ -79,6 +81,7 @@ where
     }
 
     let (outcome, category) = outcome_of(&resp);
+    spine.stats.call(spec.name, &outcome, t0.elapsed());
     let mut detail = serde_json::Map::new();
     if attempt > 0 {
         detail.insert("retries".into(), json!(attempt));
@@ -154,6 +157,7 @@ pub fn reject_input(
         ..call_record(admitted.spec.name, Outcome::Error.as_str(), Some(ErrorCategory::InvalidInput))
     };
     let _ = spine.audit_event(caller, session, ev);
+    spine.stats.call(admitted.spec.name, Outcome::Error.as_str(), Duration::ZERO);
     err.to_result()
 }
 

@@ -14,12 +14,14 @@ pub mod admit;
 pub mod call;
 pub mod contract;
 pub mod spine;
+pub mod stats;
 pub mod stdio;
 pub mod validate;
 
 pub use admit::{Admitted, Refusal};
 pub use contract::{ErrorCategory, ToolError, ToolSpec};
 pub use spine::Spine;
+pub use stats::SpineStats;
 
 /// The admission decided by the HTTP gate for the `tools/call` in this
 /// request, handed to the MCP handler so it is not decided twice. Carries

@@ -75,6 +75,21 @@ pub struct Spine {
     /// Summarizes rate-limited refusals in the audit log (see
     /// [`RATE_REFUSAL_AUDIT_SECS`]).
     pub(super) rate_refusals: RateRefusalLog,
+    /// Call and refusal counters for `/metrics`.
+    pub stats: super::stats::SpineStats,
+    /// What SIGHUP replaces: the policy, the `[local]` principal and the
+    /// grant capability name ([`Self::reload`]).
+    live: std::sync::RwLock<Arc<Live>>,
+}
+
+/// The settings a SIGHUP reload replaces; `generation` tells cached
+/// identities they are stale.
+#[derive(Debug)]
+pub struct Live {
+    pub policy: crate::auth::policy::PolicyConfig,
+    pub local: crate::auth::caller::LocalPrincipal,
+    pub capability: String,
+    pub generation: u64,
 }
 
 impl Spine {
@@ -82,7 +97,6 @@ impl Spine {
         let limiter = Limiter::new(cfg.limits.rate.clone());
         let specs = specs.iter().map(|s| (s.name, *s)).collect();
         Self {
-            cfg,
             audit,
             limiter,
             started: Instant::now(),
@@ -90,7 +104,35 @@ impl Spine {
             specs,
             hidden: HashSet::new(),
             rate_refusals: Default::default(),
+            stats: Default::default(),
+            live: std::sync::RwLock::new(Arc::new(Live {
+                policy: cfg.policy.clone(),
+                local: cfg.local.clone(),
+                capability: cfg.capability.clone(),
+                generation: 0,
+            })),
+            cfg,
         }
+    }
+
+    /// The current policy, `[local]` principal and capability.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the policy, `[local]` and capability with `new`'s (already
+    /// validated); identities cached on open connections are looked up
+    /// again on their next request. Returns the new generation.
+    pub fn reload(&self, new: &Config) -> u64 {
+        let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
+        let generation = live.generation.saturating_add(1);
+        *live = Arc::new(Live {
+            policy: new.policy.clone(),
+            local: new.local.clone(),
+            capability: new.capability.clone(),
+            generation,
+        });
+        generation
     }
 
     /// Hides tools the configuration does not offer (the composition root

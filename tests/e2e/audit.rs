@@ -54,12 +54,12 @@ fn run(cmd: &str, args: &[&str]) {
 }
 
 /// A small ext4 filesystem on a loop device (needs root), unmounted on drop.
-struct LoopFs {
-    mnt: PathBuf,
+pub(crate) struct LoopFs {
+    pub(crate) mnt: PathBuf,
 }
 
 impl LoopFs {
-    fn new(dir: &Path) -> LoopFs {
+    pub(crate) fn new(dir: &Path) -> LoopFs {
         let img = dir.join("audit.img");
         std::fs::File::create(&img).expect("image").set_len(32 << 20).expect("size");
         run("mkfs.ext4", &["-q", "-F", img.to_str().expect("utf8")]);
@@ -80,10 +80,10 @@ impl Drop for LoopFs {
 /// `fsfreeze -f` on a mount: every write(2) and fsync(2) to it blocks in
 /// the kernel until thawed. Thawed on drop (before the server is killed: a
 /// process blocked on a frozen filesystem cannot die).
-struct Freeze(PathBuf);
+pub(crate) struct Freeze(PathBuf);
 
 impl Freeze {
-    fn new(mnt: &Path) -> Freeze {
+    pub(crate) fn new(mnt: &Path) -> Freeze {
         run("fsfreeze", &["-f", mnt.to_str().expect("utf8")]);
         Freeze(mnt.to_path_buf())
     }
@@ -158,7 +158,7 @@ async fn frozen_audit_device_refuses_writing_tools_until_thawed() {
 
     // The writer has been stuck longer than the bound: degraded, stalled.
     let ready = get(&via, &host, "/readyz").await;
-    assert_eq!(ready.status, 200);
+    assert_eq!(ready.status, 503, "a failing audit log makes /readyz non-200 (issue 13)");
     assert_eq!(ready.body["status"], "degraded", "{}", ready.body);
     let audit = &ready.body["checks"]["audit"];
     assert_eq!((audit["status"].as_str(), audit["reason"].as_str()), (Some("failing"), Some("stalled")), "{audit}");

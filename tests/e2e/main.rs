@@ -15,6 +15,7 @@ mod files_write;
 mod identity;
 mod mcp;
 mod oauth;
+mod ops;
 mod redaction;
 mod signal;
 mod spine;

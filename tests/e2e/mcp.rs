@@ -372,7 +372,7 @@ async fn audit_failure_refuses_writes_and_keeps_reads() {
     assert!(!v.exited_within(Duration::from_millis(500)), "refused write changed nothing");
 
     let ready = crate::support::mcp::get(&Via::Tcp(addr), &host, "/readyz").await;
-    assert_eq!(ready.status, 200);
+    assert_eq!(ready.status, 503, "a failing audit log makes /readyz non-200 (issue 13)");
     assert_eq!(ready.body["status"], "degraded", "{}", ready.body);
     assert_eq!(ready.body["checks"]["audit"]["status"], "failing", "{}", ready.body);
 }

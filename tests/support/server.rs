@@ -108,6 +108,16 @@ impl ServerProcess {
     /// written into `dir`) and extra args; waits until it listens and
     /// returns it with its address. State (and the audit log) in `dir/state`.
     pub fn start_dev(dir: &Path, config: &str, extra_args: &[&str]) -> (Self, std::net::SocketAddr) {
+        Self::start_dev_env(dir, config, extra_args, &[])
+    }
+
+    /// [`Self::start_dev`] with extra environment variables for the child.
+    pub fn start_dev_env(
+        dir: &Path,
+        config: &str,
+        extra_args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> (Self, std::net::SocketAddr) {
         let cfg_path = dir.join("tailops.toml");
         std::fs::write(&cfg_path, config).expect("write config");
         let mut cmd = Command::new(Self::bin());
@@ -117,6 +127,7 @@ impl ServerProcess {
             .arg(dir.join("state"))
             .args(extra_args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

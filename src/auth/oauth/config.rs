@@ -15,7 +15,7 @@ const MAX_TIMEOUT_SECS: u64 = 120;
 const MAX_CACHE_SECS: u64 = 86_400;
 
 /// The `[oauth]` settings.
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OAuthConfig {
     /// Require a bearer token on the MCP endpoint (default false).
@@ -32,6 +32,8 @@ pub struct OAuthConfig {
     /// RFC 7662 introspection endpoint, for opaque tokens.
     pub introspection_url: Option<String>,
     pub introspection_client_id: Option<String>,
+    /// Never serialized (so never printed by `tailops config`).
+    #[serde(skip_serializing)]
     pub introspection_client_secret: Option<String>,
     /// Accepted `aud` values; empty means `[resource]`.
     pub audiences: Vec<String>,

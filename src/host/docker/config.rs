@@ -18,7 +18,7 @@ pub const MAX_TIMEOUT_SECS: u64 = 300;
 pub const MAX_PULL_TIMEOUT_SECS: u64 = 3600;
 
 /// `[docker]` settings.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DockerConfig {
     /// Engine endpoint, `unix:///path` or `tcp://host:port`. Unset: the

@@ -12,7 +12,7 @@ use super::history::{HistoryStore, MAX_METRICS, history_bound_bytes};
 pub const MAX_HISTORY_BYTES: usize = 256 << 20;
 
 /// `[sampler]` settings.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplerConfig {
     /// Seconds between samples (1-3600). Default 5.
