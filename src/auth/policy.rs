@@ -69,7 +69,7 @@ pub struct PolicyRule {
 
 /// `files = { roots = ["logs"] }`: the file roots a caller may see (see
 /// the module doc for how several combine).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FilesRule {
     pub roots: Vec<String>,

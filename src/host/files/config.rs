@@ -76,7 +76,7 @@ pub enum Mode {
 }
 
 /// `[files]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FilesConfig {
     pub roots: Vec<RootConfig>,
@@ -92,7 +92,7 @@ impl Default for FilesConfig {
 }
 
 /// `[[files.roots]]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RootConfig {
     /// Name used in tool paths (`name:relative/path`): 1-32 of `a-z 0-9 _ -`.

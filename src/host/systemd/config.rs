@@ -18,7 +18,7 @@ pub const MAX_TIMEOUT_SECS: u64 = 60;
 pub const MAX_PATTERNS: usize = 256;
 
 /// `[systemd]` settings.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SystemdConfig {
     /// D-Bus address of the system bus (`unix:path=/run/dbus/system_bus_socket`).
