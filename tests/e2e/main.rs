@@ -8,6 +8,7 @@ mod audit;
 mod clients;
 mod conn;
 mod docker;
+mod files_search;
 mod identity;
 mod mcp;
 mod oauth;

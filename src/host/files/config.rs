@@ -83,11 +83,19 @@ pub struct FilesConfig {
     /// The deny list of every root that does not set its own (default
     /// [`DEFAULT_DENY`]).
     pub deny: Vec<String>,
+    /// Most entries a root's in-memory name index holds (default
+    /// 1,000,000); a larger root is not indexed and `file_search` walks it.
+    /// 0 turns indexing off.
+    pub index_max_entries: usize,
 }
 
 impl Default for FilesConfig {
     fn default() -> Self {
-        Self { roots: Vec::new(), deny: DEFAULT_DENY.iter().map(|s| s.to_string()).collect() }
+        Self {
+            roots: Vec::new(),
+            deny: DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
+            index_max_entries: super::index::DEFAULT_INDEX_MAX_ENTRIES,
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 //! ["logs"]}}`, see `auth::policy`); [`Files::root_for`] applies that.
 
 pub mod config;
+pub mod walk;
+pub mod index;
 pub mod path;
 pub mod root;
 pub mod rules;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 pub use config::{FilesConfig, Mode, RootConfig};
 pub use path::{RelPath, ToolPath};
+pub use index::{Index, IndexInfo, IndexState};
 pub use root::{Kind, Meta, Root};
 
 use crate::mcp::contract::ToolError;
@@ -25,6 +28,8 @@ use crate::mcp::contract::ToolError;
 #[derive(Debug, Default)]
 pub struct Files {
     roots: Vec<Arc<Root>>,
+    /// Each opened root's name index (same order as `roots`).
+    indexes: Vec<Arc<Index>>,
     /// Roots that could not be opened at start-up, with the reason.
     broken: Vec<(String, String)>,
 }
@@ -36,7 +41,11 @@ impl Files {
         let mut f = Files::default();
         for rc in &cfg.roots {
             match Root::open(rc, &cfg.deny) {
-                Ok(r) => f.roots.push(Arc::new(r)),
+                Ok(r) => {
+                    let r = Arc::new(r);
+                    f.indexes.push(Index::start(r.clone(), cfg.index_max_entries));
+                    f.roots.push(r);
+                }
                 Err(e) => {
                     tracing::warn!(root = %rc.name, error = %e, "file root unavailable");
                     f.broken.push((rc.name.clone(), e));
@@ -76,15 +85,21 @@ impl Files {
         Err(no_root(name))
     }
 
+    /// The name index of the opened root `name`.
+    pub fn index(&self, name: &str) -> Option<Arc<Index>> {
+        self.roots.iter().position(|r| r.name == name).and_then(|i| self.indexes.get(i).cloned())
+    }
+
     /// `/readyz` entry: each root's state.
     pub fn health(&self) -> serde_json::Value {
         if !self.configured() {
             return serde_json::json!({"state": "disabled", "reason": "no [[files.roots]] configured"});
         }
         let mut roots = serde_json::Map::new();
-        for r in &self.roots {
+        for (i, r) in self.roots.iter().enumerate() {
+            let index = self.indexes.get(i).map(|x| x.info());
             let state = match r.check_in_place() {
-                Ok(()) => serde_json::json!({"state": "ok", "mode": r.mode}),
+                Ok(()) => serde_json::json!({"state": "ok", "mode": r.mode, "index": index}),
                 Err(e) => serde_json::json!({"state": "unavailable", "reason": e.message}),
             };
             roots.insert(r.name.clone(), state);

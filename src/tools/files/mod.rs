@@ -5,9 +5,11 @@
 //! requested and the resolved path); a caller's grant may narrow the roots
 //! it sees (`{"files": {"roots": [..]}}`).
 //!
-//! One file per group: `browse` (file_roots, file_stat, file_list).
+//! One file per group: `browse` (file_roots, file_stat, file_list),
+//! `search` (file_search).
 
 pub mod browse;
+pub mod search;
 
 use std::sync::Arc;
 
@@ -21,12 +23,12 @@ use crate::mcp::{ToolError, ToolSpec};
 
 /// Every file tool's spec.
 pub fn specs() -> Vec<ToolSpec> {
-    [browse::SPECS].concat()
+    [browse::SPECS, search::SPECS].concat()
 }
 
 /// Every file tool's router.
 pub fn router() -> ToolRouter<TailopsServer> {
-    TailopsServer::files_browse_router()
+    TailopsServer::files_browse_router() + TailopsServer::files_search_router()
 }
 
 /// File tools this configuration does not offer: all of them without a
