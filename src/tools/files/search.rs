@@ -21,12 +21,13 @@
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use globset::{GlobBuilder, GlobMatcher};
 use grep_matcher::Matcher;
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
-use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, sinks};
+use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkMatch};
 use rmcp::handler::server::common::Extension;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::{tool, tool_router};
@@ -178,11 +179,55 @@ struct NameGlob {
     m: GlobMatcher,
     /// Matches the path below the search directory, not the name.
     by_path: bool,
+    /// The same glob as a plain string test when it has that shape.
+    fast: Fast,
+}
+
+/// Name globs that are a literal with at most a leading and/or trailing
+/// `*` (the common ones) are tested with byte comparisons: the index scan
+/// then costs a few ns per entry instead of a regex run.
+#[derive(Debug, PartialEq, Eq)]
+enum Fast {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    Glob,
+}
+
+impl Fast {
+    fn of(glob: &str) -> Fast {
+        let plain = |s: &str| !s.contains(['*', '?', '[', ']', '{', '}', '\\', '/']);
+        if plain(glob) {
+            return Fast::Exact(glob.to_string());
+        }
+        let (lead, trail) = (glob.starts_with('*'), glob.ends_with('*') && glob.len() > 1);
+        let mid = &glob[usize::from(lead)..glob.len() - usize::from(trail)];
+        if !plain(mid) {
+            return Fast::Glob;
+        }
+        match (lead, trail) {
+            (true, true) => Fast::Contains(mid.to_string()),
+            (true, false) => Fast::Suffix(mid.to_string()),
+            (false, true) => Fast::Prefix(mid.to_string()),
+            (false, false) => Fast::Glob,
+        }
+    }
 }
 
 impl NameGlob {
+    fn name_matches(&self, name: &str) -> bool {
+        match &self.fast {
+            Fast::Exact(s) => name == s,
+            Fast::Prefix(s) => name.starts_with(s.as_str()),
+            Fast::Suffix(s) => name.ends_with(s.as_str()),
+            Fast::Contains(s) => name.contains(s.as_str()),
+            Fast::Glob => self.m.is_match(name),
+        }
+    }
+
     fn matches(&self, name: &str, below: impl FnOnce() -> String) -> bool {
-        if self.by_path { self.m.is_match(below()) } else { self.m.is_match(name) }
+        if self.by_path { self.m.is_match(below()) } else { self.name_matches(name) }
     }
 }
 
@@ -223,7 +268,8 @@ fn query(input: &SearchInput, redact: bool) -> Result<Query, ToolError> {
                 .build()
                 .map_err(|e| ToolError::invalid_input(format!("name glob: {e}"), "e.g. *.log or nginx/**/*.log"))?
                 .compile_matcher();
-            Some(NameGlob { m, by_path: g.contains('/') })
+            let by_path = g.contains('/');
+            Some(NameGlob { m, by_path, fast: if by_path { Fast::Glob } else { Fast::of(g) } })
         }
     };
     let content = match &input.content {
@@ -297,7 +343,7 @@ fn candidates(root: &Root, index: Option<&Index>, base: &RelPath, q: &Query, fil
                 // Name-only globs are checked before the path is built.
                 if let Some(g) = &q.name
                     && !g.by_path
-                    && !g.m.is_match(name)
+                    && !g.name_matches(name)
                 {
                     return ControlFlow::Continue(());
                 }
@@ -361,14 +407,45 @@ fn candidates(root: &Root, index: Option<&Index>, base: &RelPath, q: &Query, fil
     Candidates { list, source: Source::Walk, note: Some(note), stopped }
 }
 
-/// Content search state across files.
+/// Content search state shared by the scanning threads: budgets are
+/// counted atomically, so `max_results` and `max_bytes` hold exactly.
+struct Shared {
+    next: AtomicUsize,
+    bytes: AtomicU64,
+    found: AtomicUsize,
+    /// 0 = running, else the budget that stopped the search.
+    stop: AtomicU8,
+}
+
+impl Shared {
+    fn stopped(&self) -> Option<Budget> {
+        match self.stop.load(Ordering::Relaxed) {
+            1 => Some(Budget::Results),
+            2 => Some(Budget::Bytes),
+            3 => Some(Budget::Time),
+            _ => None,
+        }
+    }
+    fn halt(&self, b: Budget) {
+        let code = match b {
+            Budget::Results => 1,
+            Budget::Bytes => 2,
+            Budget::Time => 3,
+        };
+        let _ = self.stop.compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// One scanning thread's results.
+#[derive(Default)]
 struct Scan {
     matches: Vec<ContentMatch>,
     files_scanned: usize,
     files_skipped: usize,
-    bytes: u64,
-    stopped: Option<Budget>,
 }
+
+/// Threads that search file contents (the machine's cores, at most this).
+pub const SCAN_THREADS: usize = 4;
 
 /// Reads one line (without `\n`) into `buf`, at most [`MAX_LINE_BYTES`];
 /// Ok(None) at EOF, Ok(Some(false)) for an over-long line (skipped).
@@ -409,10 +486,30 @@ fn clip_line(s: String) -> String {
     if s.chars().count() <= MAX_LINE_CHARS { s } else { s.chars().take(MAX_LINE_CHARS).collect::<String>() + "…" }
 }
 
+/// A sink that notes the first match and stops the search there.
+struct FirstMatch(bool);
+
+impl Sink for FirstMatch {
+    type Error = std::io::Error;
+    fn matched(&mut self, _: &Searcher, _: &SinkMatch<'_>) -> Result<bool, std::io::Error> {
+        self.0 = true;
+        Ok(false)
+    }
+}
+
 /// Searches one file; false when the search must stop.
-fn scan_file(root: &Root, rel: &RelPath, m: &RegexMatcher, searcher: &mut Searcher, q: &Query, s: &mut Scan) -> bool {
+#[allow(clippy::too_many_arguments)]
+fn scan_file(
+    root: &Root,
+    rel: &RelPath,
+    m: &RegexMatcher,
+    searcher: &mut Searcher,
+    q: &Query,
+    sh: &Shared,
+    s: &mut Scan,
+) -> bool {
     if Instant::now() >= q.deadline {
-        s.stopped = Some(Budget::Time);
+        sh.halt(Budget::Time);
         return false;
     }
     let Ok(mut f) = root.open_file(rel) else {
@@ -420,25 +517,19 @@ fn scan_file(root: &Root, rel: &RelPath, m: &RegexMatcher, searcher: &mut Search
         return true;
     };
     let size = u64::try_from(f.stat.st_size).unwrap_or(0);
-    match s.bytes.checked_add(size) {
-        Some(total) if total <= q.max_bytes => s.bytes = total,
-        _ => {
-            s.stopped = Some(Budget::Bytes);
-            return false;
-        }
+    let fits =
+        sh.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_add(size).filter(|t| *t <= q.max_bytes));
+    if fits.is_err() {
+        sh.halt(Budget::Bytes);
+        return false;
     }
     s.files_scanned += 1;
     // Pass 1, raw bytes: may this file match at all?
-    let mut hit = false;
-    let r = searcher.search_file(
-        m,
-        &f.file,
-        sinks::Bytes(|_, _| {
-            hit = true;
-            Ok(false)
-        }),
-    );
-    if r.is_err() {
+    let mut hit = FirstMatch(false);
+    let r = searcher.search_file(m, &f.file, &mut hit);
+    let hit = hit.0;
+    if let Err(e) = r {
+        tracing::debug!(path = %root.show(rel), error = %e, "file_search: file not searched");
         s.files_skipped += 1;
         return true;
     }
@@ -468,6 +559,7 @@ fn scan_file(root: &Root, rel: &RelPath, m: &RegexMatcher, searcher: &mut Search
         lno += 1;
         if buf.contains(&0) {
             // Binary after all: nothing from this file.
+            sh.found.fetch_sub(mine.len(), Ordering::Relaxed);
             s.files_skipped += 1;
             return true;
         }
@@ -486,8 +578,8 @@ fn scan_file(root: &Root, rel: &RelPath, m: &RegexMatcher, searcher: &mut Search
             break;
         }
         if !full && line && m.is_match(text.as_bytes()).unwrap_or(false) {
-            if s.matches.len() + mine.len() >= q.max_results {
-                s.stopped = Some(Budget::Results);
+            if sh.stop.load(Ordering::Relaxed) != 0 || sh.found.fetch_add(1, Ordering::Relaxed) >= q.max_results {
+                sh.halt(Budget::Results);
                 full = true;
                 if open.is_empty() {
                     break;
@@ -512,13 +604,49 @@ fn scan_file(root: &Root, rel: &RelPath, m: &RegexMatcher, searcher: &mut Search
             before.push_back(clip_line(text));
         }
         if Instant::now() >= q.deadline {
-            s.stopped = Some(Budget::Time);
+            sh.halt(Budget::Time);
             full = true;
             break;
         }
     }
     s.matches.append(&mut mine);
     !full
+}
+
+/// Searches the contents of `list` on up to [`SCAN_THREADS`] threads.
+fn scan_all(root: &Root, list: &[(RelPath, Kind)], m: &RegexMatcher, q: &Query) -> (Scan, u64, Option<Budget>) {
+    let sh = Shared { next: AtomicUsize::new(0), bytes: AtomicU64::new(0), found: AtomicUsize::new(0), stop: AtomicU8::new(0) };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, SCAN_THREADS).min(list.len().max(1));
+    let work = || {
+        let mut searcher = SearcherBuilder::new()
+            .binary_detection(BinaryDetection::quit(0))
+            .line_number(false)
+            .max_matches(Some(1))
+            .heap_limit(Some(MAX_LINE_BYTES.saturating_mul(2)))
+            .build();
+        let mut s = Scan::default();
+        while sh.stop.load(Ordering::Relaxed) == 0 {
+            let i = sh.next.fetch_add(1, Ordering::Relaxed);
+            let Some((rel, _)) = list.get(i) else { break };
+            if !scan_file(root, rel, m, &mut searcher, q, &sh, &mut s) {
+                break;
+            }
+        }
+        s
+    };
+    let mut all = Scan::default();
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = (1..threads).map(|_| sc.spawn(work)).collect();
+        let mut parts = vec![work()];
+        parts.extend(handles.into_iter().filter_map(|h| h.join().ok()));
+        for mut p in parts {
+            all.matches.append(&mut p.matches);
+            all.files_scanned += p.files_scanned;
+            all.files_skipped += p.files_skipped;
+        }
+    });
+    all.matches.sort_by(|a, b| a.path.cmp(&b.path).then(a.line_number.cmp(&b.line_number)));
+    (all, sh.bytes.load(Ordering::Relaxed), sh.stopped())
 }
 
 /// Runs a whole search (blocking).
@@ -553,27 +681,18 @@ fn run(root: &Root, index: Option<&Index>, base: &RelPath, q: &Query) -> SearchO
         };
     };
     let c = candidates(root, index, base, q, true, usize::MAX);
-    let mut searcher = SearcherBuilder::new()
-        .binary_detection(BinaryDetection::quit(0))
-        .line_number(false)
-        .max_matches(Some(1))
-        .heap_limit(Some(MAX_LINE_BYTES.saturating_mul(2)))
-        .build();
-    let mut s = Scan { matches: Vec::new(), files_scanned: 0, files_skipped: 0, bytes: 0, stopped: c.stopped };
-    if s.stopped.is_none() {
-        for (rel, _) in &c.list {
-            if !scan_file(root, rel, m, &mut searcher, q, &mut s) {
-                break;
-            }
-        }
-    }
+    let (s, bytes, stopped) = if c.stopped.is_some() {
+        (Scan::default(), 0, c.stopped)
+    } else {
+        scan_all(root, &c.list, m, q)
+    };
     let summary = format!(
         "{} matching line(s) in {} file(s) searched under {} ({} bytes){}",
         s.matches.len(),
         s.files_scanned,
         show(base),
-        s.bytes,
-        stop_note(s.stopped)
+        bytes,
+        stop_note(stopped)
     );
     SearchOutput {
         summary,
@@ -582,10 +701,10 @@ fn run(root: &Root, index: Option<&Index>, base: &RelPath, q: &Query) -> SearchO
         entries: Vec::new(),
         matches: s.matches,
         files_scanned: s.files_scanned,
-        bytes_scanned: s.bytes,
+        bytes_scanned: bytes,
         files_skipped: s.files_skipped,
-        truncated: s.stopped.is_some(),
-        stopped_by: s.stopped,
+        truncated: stopped.is_some(),
+        stopped_by: stopped,
         redacted: q.redact,
     }
 }
@@ -682,6 +801,23 @@ mod tests {
     }
 
     #[test]
+    fn fast_name_globs_agree_with_globset() {
+        let names = ["a.log", "x.log.1", "log", ".log", "file_077777.txt", "file_0777", "ab*c", "abc", "", "a*b"];
+        for g in ["*.log", "file_0777*", "*777*", "log", "*", "a?c", "a[bc]c", "*.{log,txt}", "ab\\*c", "**"] {
+            let ng = NameGlob {
+                m: GlobBuilder::new(g).literal_separator(true).build().expect("glob").compile_matcher(),
+                by_path: false,
+                fast: Fast::of(g),
+            };
+            for n in names {
+                assert_eq!(ng.name_matches(n), ng.m.is_match(n), "{g} on {n:?} ({:?})", ng.fast);
+            }
+        }
+        assert_eq!(Fast::of("*.log"), Fast::Suffix(".log".into()));
+        assert_eq!(Fast::of("a?c"), Fast::Glob);
+    }
+
+    #[test]
     fn lines_are_bounded() {
         let mut data = vec![b'a'; MAX_LINE_BYTES + 1];
         data.extend_from_slice(b"\nshort\n");
@@ -694,5 +830,58 @@ mod tests {
         let exact = vec![b'b'; MAX_LINE_BYTES];
         let mut r = std::io::BufReader::with_capacity(4096, &exact[..]);
         assert_eq!(read_line(&mut r, &mut buf).expect("read"), Some(true), "exactly the limit");
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+    use crate::host::files::config::{Mode as RootMode, RootConfig};
+
+    #[test]
+    fn content_search_over_a_real_root() {
+        let t = tempfile::tempdir().expect("tmp");
+        std::fs::write(t.path().join("a.txt"), "one\ntwo ERROR\nthree\n").expect("write");
+        std::fs::write(t.path().join("db.conf"), "password=hunter2\n").expect("write");
+        let cfg = RootConfig {
+            name: "t".into(),
+            path: t.path().to_path_buf(),
+            mode: RootMode::Read,
+            include: vec![],
+            exclude: vec![],
+            deny: None,
+            allow_hard_links: false,
+            allow_recursive_delete: false,
+        };
+        let root = Root::open(&cfg, &[]).expect("root");
+        let mut i = tests_input(None, Some("ERROR"));
+        i.context = Some(1);
+        let q = query(&i, true).expect("query");
+        let out = run(&root, None, &RelPath::default(), &q);
+        assert_eq!(out.matches.len(), 1, "{out:?}");
+        assert_eq!(out.matches[0].line_number, 2);
+        assert_eq!(out.matches[0].before, ["one"]);
+        assert_eq!(out.matches[0].after, ["three"]);
+        let q = query(&tests_input(None, Some("hunter2")), true).expect("query");
+        assert!(run(&root, None, &RelPath::default(), &q).matches.is_empty(), "secret is an oracle");
+        let q = query(&tests_input(None, Some("password")), true).expect("query");
+        let out = run(&root, None, &RelPath::default(), &q);
+        assert_eq!(out.matches.len(), 1, "{out:?}");
+        assert!(!out.matches[0].line.contains("hunter2"));
+    }
+
+    fn tests_input(name: Option<&str>, content: Option<&str>) -> SearchInput {
+        SearchInput {
+            path: "t:".into(),
+            name: name.map(Into::into),
+            content: content.map(Into::into),
+            case_insensitive: false,
+            gitignore: false,
+            context: None,
+            max_results: None,
+            max_bytes: None,
+            max_seconds: None,
+            raw: false,
+        }
     }
 }
