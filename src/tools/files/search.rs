@@ -486,13 +486,22 @@ fn clip_line(s: String) -> String {
     if s.chars().count() <= MAX_LINE_CHARS { s } else { s.chars().take(MAX_LINE_CHARS).collect::<String>() + "…" }
 }
 
-/// A sink that notes the first match and stops the search there.
-struct FirstMatch(bool);
+/// A sink that notes the first match (and binary data) and stops the
+/// search there.
+#[derive(Default)]
+struct FirstMatch {
+    hit: bool,
+    binary: bool,
+}
 
 impl Sink for FirstMatch {
     type Error = std::io::Error;
     fn matched(&mut self, _: &Searcher, _: &SinkMatch<'_>) -> Result<bool, std::io::Error> {
-        self.0 = true;
+        self.hit = true;
+        Ok(false)
+    }
+    fn binary_data(&mut self, _: &Searcher, _: u64) -> Result<bool, std::io::Error> {
+        self.binary = true;
         Ok(false)
     }
 }
@@ -525,9 +534,14 @@ fn scan_file(
     }
     s.files_scanned += 1;
     // Pass 1, raw bytes: may this file match at all?
-    let mut hit = FirstMatch(false);
-    let r = searcher.search_file(m, &f.file, &mut hit);
-    let hit = hit.0;
+    let mut sink = FirstMatch::default();
+    let r = searcher.search_file(m, &f.file, &mut sink);
+    if sink.binary {
+        // Binary: skipped whole, even when text came before the NUL.
+        s.files_skipped += 1;
+        return true;
+    }
+    let hit = sink.hit;
     if let Err(e) = r {
         tracing::debug!(path = %root.show(rel), error = %e, "file_search: file not searched");
         s.files_skipped += 1;
