@@ -145,7 +145,10 @@ async fn main() {
     let reps = env_usize("FILES_BENCH_REPS", 5);
     let root = tree(n);
     let rs = root.display().to_string();
-    println!("tree: {n} files (+{} dirs) in {rs}; {reps} reps per point, median; release build; 2-core machine", n / 100 + n / 2000 + 1);
+    println!(
+        "tree: {n} files (+{} dirs) in {rs}; {reps} reps per point, median; release build; 2-core machine",
+        n / 100 + n / 2000 + 1
+    );
 
     let (indexed, ia, _t1) = serve(&root, "");
     let (walking, wa, _t2) = serve(&root, "index_max_entries = 0");
@@ -181,7 +184,8 @@ async fn main() {
     println!("  file_search (walk)   {ms_walk:9.2} ms   find/walk  = {:.2}x", ms_find / ms_walk);
     println!("  find -name           {ms_find:9.2} ms");
     let glob2 = "file_0777*";
-    let (ms_index2, v2) = time_search(&mut ic, json!({"path": "t:", "name": glob2, "max_results": 1000}), reps.max(20)).await;
+    let (ms_index2, v2) =
+        time_search(&mut ic, json!({"path": "t:", "name": glob2, "max_results": 1000}), reps.max(20)).await;
     let (ms_find2, _) = time_cmd(&["find", &rs, "-name", glob2], reps).expect("find");
     println!(
         "name search `{glob2}` ({} found): index {ms_index2:.2} ms, find {ms_find2:.2} ms: {:.1}x",
@@ -204,7 +208,11 @@ async fn main() {
     if ensure_rg() {
         let (ms_rg, out) = time_cmd(&["rg", "-n", needle, &rs], reps).expect("rg");
         let (ms_rg1, _) = time_cmd(&["rg", "-j1", "-n", needle, &rs], reps).expect("rg");
-        println!("  rg                       {ms_rg:9.1} ms   ({} lines)  file_search/rg = {:.2}x", out.lines().count(), ms_content / ms_rg);
+        println!(
+            "  rg                       {ms_rg:9.1} ms   ({} lines)  file_search/rg = {:.2}x",
+            out.lines().count(),
+            ms_content / ms_rg
+        );
         println!("  rg -j1                   {ms_rg1:9.1} ms   file_search/rg-j1 = {:.2}x", ms_content / ms_rg1);
     } else {
         println!("  rg: not available (apt-get install ripgrep failed); skipped");

@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::support::mcp::{Client, Via};
 use crate::support::server::ServerProcess;
 
-const RATE: &str = "[limits.rate]\ncalls_per_minute = 60000\nburst = 5000\nwrites_per_minute = 6000\nwrite_burst = 500\n";
+const RATE: &str =
+    "[limits.rate]\ncalls_per_minute = 60000\nburst = 5000\nwrites_per_minute = 6000\nwrite_burst = 500\n";
 /// The bound for the index following a change.
 const FOLLOW_BOUND: Duration = Duration::from_secs(1);
 /// How long a fresh index may take to become ready (small trees).
@@ -219,8 +220,10 @@ async fn content_regex_lines_context_secrets_and_denied_files() {
     ready(&mut c, "t").await;
     let v = ok(&mut c, json!({"path": "t:", "content": "ERROR", "context": 1})).await;
     let m = v["matches"].as_array().expect("matches");
-    let got: Vec<(String, u64)> =
-        m.iter().map(|x| (x["path"].as_str().unwrap_or("").to_string(), x["line_number"].as_u64().unwrap_or(0))).collect();
+    let got: Vec<(String, u64)> = m
+        .iter()
+        .map(|x| (x["path"].as_str().unwrap_or("").to_string(), x["line_number"].as_u64().unwrap_or(0)))
+        .collect();
     assert!(got.contains(&("t:logs/app.log".into(), 2)), "{v}");
     assert!(got.contains(&("t:logs/old/app.1.log".into(), 1)), "{v}");
     assert_eq!(got.len(), 2, "no .env, no binary, no hard link: {v}");

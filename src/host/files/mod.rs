@@ -8,18 +8,18 @@
 //! ["logs"]}}`, see `auth::policy`); [`Files::root_for`] applies that.
 
 pub mod config;
-pub mod walk;
 pub mod index;
 pub mod path;
 pub mod root;
 pub mod rules;
+pub mod walk;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use config::{FilesConfig, Mode, RootConfig};
-pub use path::{RelPath, ToolPath};
 pub use index::{Index, IndexInfo, IndexState};
+pub use path::{RelPath, ToolPath};
 pub use root::{Kind, Meta, Root};
 
 use crate::mcp::contract::ToolError;

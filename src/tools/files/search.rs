@@ -257,7 +257,10 @@ fn pattern_len(p: &str, what: &str) -> Result<(), ToolError> {
 
 fn query(input: &SearchInput, redact: bool) -> Result<Query, ToolError> {
     if input.name.is_none() && input.content.is_none() {
-        return Err(ToolError::invalid_input("nothing to search for", "give name (a glob), content (a regex), or both"));
+        return Err(ToolError::invalid_input(
+            "nothing to search for",
+            "give name (a glob), content (a regex), or both",
+        ));
     }
     let name = match &input.name {
         None => None,
@@ -316,7 +319,14 @@ struct Candidates {
 
 /// Entries below `base` matching the name glob (only files when
 /// `files_only`), at most `limit`; from the index when it is ready.
-fn candidates(root: &Root, index: Option<&Index>, base: &RelPath, q: &Query, files_only: bool, limit: usize) -> Candidates {
+fn candidates(
+    root: &Root,
+    index: Option<&Index>,
+    base: &RelPath,
+    q: &Query,
+    files_only: bool,
+    limit: usize,
+) -> Candidates {
     let mut git = q.gitignore.then(GitFilter::new);
     let mut list = Vec::new();
     let mut stopped = None;
@@ -526,8 +536,9 @@ fn scan_file(
         return true;
     };
     let size = u64::try_from(f.stat.st_size).unwrap_or(0);
-    let fits =
-        sh.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_add(size).filter(|t| *t <= q.max_bytes));
+    let fits = sh
+        .bytes
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_add(size).filter(|t| *t <= q.max_bytes));
     if fits.is_err() {
         sh.halt(Budget::Bytes);
         return false;
@@ -629,8 +640,14 @@ fn scan_file(
 
 /// Searches the contents of `list` on up to [`SCAN_THREADS`] threads.
 fn scan_all(root: &Root, list: &[(RelPath, Kind)], m: &RegexMatcher, q: &Query) -> (Scan, u64, Option<Budget>) {
-    let sh = Shared { next: AtomicUsize::new(0), bytes: AtomicU64::new(0), found: AtomicUsize::new(0), stop: AtomicU8::new(0) };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, SCAN_THREADS).min(list.len().max(1));
+    let sh = Shared {
+        next: AtomicUsize::new(0),
+        bytes: AtomicU64::new(0),
+        found: AtomicUsize::new(0),
+        stop: AtomicU8::new(0),
+    };
+    let threads =
+        std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, SCAN_THREADS).min(list.len().max(1));
     let work = || {
         let mut searcher = SearcherBuilder::new()
             .binary_detection(BinaryDetection::quit(0))
@@ -695,11 +712,8 @@ fn run(root: &Root, index: Option<&Index>, base: &RelPath, q: &Query) -> SearchO
         };
     };
     let c = candidates(root, index, base, q, true, usize::MAX);
-    let (s, bytes, stopped) = if c.stopped.is_some() {
-        (Scan::default(), 0, c.stopped)
-    } else {
-        scan_all(root, &c.list, m, q)
-    };
+    let (s, bytes, stopped) =
+        if c.stopped.is_some() { (Scan::default(), 0, c.stopped) } else { scan_all(root, &c.list, m, q) };
     let summary = format!(
         "{} matching line(s) in {} file(s) searched under {} ({} bytes){}",
         s.matches.len(),
@@ -754,8 +768,10 @@ impl TailopsServer {
         let q = query(&input, !input.raw)?;
         let index: Option<Arc<Index>> = self.files().index(&root.name);
         tokio::task::spawn_blocking(move || {
-            // The directory itself must be visible and a directory.
-            root.open_dir(&base)?;
+            // The directory itself must be visible and a directory; a
+            // symlink to a directory inside the root is searched where it
+            // leads (results name the resolved paths).
+            let base = root.open_dir(&base)?.resolved;
             Ok(Json(run(&root, index.as_deref(), &base, &q)))
         })
         .await
