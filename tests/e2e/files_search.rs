@@ -339,3 +339,25 @@ async fn a_narrowed_caller_sees_only_its_roots() {
     assert_eq!(fails(&mut c, json!({"path": "b:", "name": "*.log"})).await, "not_found");
     assert_eq!(fails(&mut c, json!({"path": "b:", "content": "ERROR"})).await, "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_only_with_files_write_on_a_read_write_root() {
+    let t = tree();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = format!("[[files.roots]]\nname = \"w\"\npath = \"{}\"\nmode = \"read_write\"\n", t.path().display());
+    let cfg = |roles: &str| format!("[local]\nname = \"fs\"\nroles = [\"{roles}\"]\n{RATE}{root}");
+    let (_s, addr) = ServerProcess::start_dev(tmp.path(), &cfg("admin"), &[]);
+    let mut c = client(addr).await;
+    let v = ok(&mut c, json!({"path": "w:", "content": "hunter2", "raw": true})).await;
+    assert_eq!(v["matches"][0]["line"], "password=hunter2", "{v}");
+    assert_eq!(v["redacted"], false);
+    let v = ok(&mut c, json!({"path": "w:", "content": "hunter2"})).await;
+    assert_eq!(v["matches"], json!([]), "redacted unless raw: {v}");
+    // A viewer (files:read, no files:write) cannot ask for raw.
+    let tmp2 = tempfile::tempdir().expect("tmp");
+    let (_s2, addr2) = ServerProcess::start_dev(tmp2.path(), &cfg("viewer"), &[]);
+    let mut c2 = client(addr2).await;
+    let r = c2.call("file_search", json!({"path": "w:", "content": "hunter2", "raw": true})).await;
+    assert!(r.is_tool_error(), "{}", r.body);
+    assert_eq!(r.error_category(), Some("permission_denied"), "{}", r.body);
+}

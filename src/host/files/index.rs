@@ -587,15 +587,15 @@ impl Index {
                 if let Some(dir) = tree.wd_dir.remove(&wd) {
                     tree.dir_wd.remove(&dir);
                 }
-            } else if let (Some(&dir), Some(name)) = (tree.wd_dir.get(&wd), name) {
-                if tree.attached(dir) {
-                    if flags.intersects(ReadFlags::DELETE | ReadFlags::MOVED_FROM) {
-                        if let Some(id) = tree.lookup(dir, &name) {
-                            tree.remove(id);
-                        }
-                    } else if flags.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO) {
-                        self.created(ino, tree, dir, &name)?;
+            } else if let (Some(&dir), Some(name)) = (tree.wd_dir.get(&wd), name)
+                && tree.attached(dir)
+            {
+                if flags.intersects(ReadFlags::DELETE | ReadFlags::MOVED_FROM) {
+                    if let Some(id) = tree.lookup(dir, &name) {
+                        tree.remove(id);
                     }
+                } else if flags.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO) {
+                    self.created(ino, tree, dir, &name)?;
                 }
             }
             if reader.is_buffer_empty() {
@@ -674,7 +674,7 @@ mod tests {
             t.insert(0, &format!("f{i}"), K_FILE, 3).expect("under the cap");
         }
         assert_eq!(t.insert(0, "f3", K_FILE, 3), Err(Full::Cap));
-        assert_eq!(t.insert(0, "f2", K_FILE, 3).is_ok(), true, "existing entry is not new");
+        assert!(t.insert(0, "f2", K_FILE, 3).is_ok(), "existing entry is not new");
     }
 
     #[test]

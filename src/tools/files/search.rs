@@ -340,7 +340,7 @@ fn candidates(
             let mut i = 0u32;
             tree.for_each(|id, name, kind| {
                 i = i.wrapping_add(1);
-                if i % 4096 == 0 && Instant::now() >= q.deadline {
+                if i.is_multiple_of(4096) && Instant::now() >= q.deadline {
                     stopped = Some(Budget::Time);
                     return ControlFlow::Break(());
                 }
@@ -395,7 +395,7 @@ fn candidates(
         |dir| descend_git.as_mut().is_none_or(|g| !g.ignored(root, dir, true)),
         |rel, kind| {
             n = n.wrapping_add(1);
-            if n % 1024 == 0 && Instant::now() >= deadline {
+            if n.is_multiple_of(1024) && Instant::now() >= deadline {
                 stopped = Some(Budget::Time);
                 return ControlFlow::Break(());
             }
