@@ -55,6 +55,10 @@ pub const DEFAULT_DENY: &[&str] = &[
     "**/tailscaled.state",
 ];
 
+/// Default of `[files] index_max_entries`: most entries one root's name
+/// index holds.
+pub const DEFAULT_INDEX_MAX_ENTRIES: usize = 1_000_000;
+
 /// Longest tool path accepted, bytes (Linux PATH_MAX).
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest single path component, bytes (Linux NAME_MAX).
@@ -94,7 +98,7 @@ impl Default for FilesConfig {
         Self {
             roots: Vec::new(),
             deny: DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
-            index_max_entries: super::index::DEFAULT_INDEX_MAX_ENTRIES,
+            index_max_entries: DEFAULT_INDEX_MAX_ENTRIES,
         }
     }
 }

@@ -41,8 +41,7 @@ use std::hash::BuildHasher;
 use super::path::RelPath;
 use super::root::{Kind, Root};
 
-/// Default of `[files] index_max_entries`.
-pub const DEFAULT_INDEX_MAX_ENTRIES: usize = 1_000_000;
+pub use super::config::DEFAULT_INDEX_MAX_ENTRIES;
 /// Bytes read from the inotify fd at once.
 const EVENT_BUFFER_BYTES: usize = 256 * 1024;
 /// Names longer than this cannot exist on Linux (NAME_MAX); kept as u16.
