@@ -125,6 +125,9 @@ async fn name_search_from_the_index_and_walk_over_the_cap() {
     // logs, logs/app.log, logs/old, logs/old/app.1.log, src, src/main.rs,
     // app, home, keys, conf, conf/db.conf: secrets are not indexed.
     assert_eq!(idx["entries"], 11, "{idx}");
+    let readyz = crate::support::mcp::get(&Via::Tcp(addr), &addr.to_string(), "/readyz").await;
+    let ri = &readyz.body["checks"]["files"]["roots"]["t"]["index"];
+    assert_eq!((ri["state"].as_str(), ri["entries"].as_u64()), (Some("ready"), Some(11)), "{}", readyz.body);
     let v = ok(&mut c, json!({"path": "t:", "name": "*.log"})).await;
     assert_eq!(v["source"], "index");
     assert_eq!(paths(&v), ["t:logs/app.log", "t:logs/old/app.1.log"]);
@@ -151,6 +154,8 @@ async fn name_search_from_the_index_and_walk_over_the_cap() {
     let (_s3, addr3, _tmp3) = serve(&[("t", t.path())], "index_max_entries = 10", "");
     let mut c3 = client(addr3).await;
     assert_eq!(ready(&mut c3, "t").await["state"], "over_cap");
+    let readyz = crate::support::mcp::get(&Via::Tcp(addr3), &addr3.to_string(), "/readyz").await;
+    assert_eq!(readyz.body["checks"]["files"]["roots"]["t"]["index"]["state"], "over_cap", "{}", readyz.body);
     let v = ok(&mut c3, json!({"path": "t:", "name": "*.log"})).await;
     assert_eq!(v["source"], "walk", "{v}");
     assert!(v["source_note"].as_str().is_some_and(|n| n.contains("index_max_entries")), "{v}");
