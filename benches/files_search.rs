@@ -63,7 +63,11 @@ fn tree(n: usize) -> PathBuf {
 
 fn serve(root: &Path, extra: &str) -> (ServerProcess, std::net::SocketAddr, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tmp");
-    let cfg = format!("{CONFIG}[files]\n{extra}\n[[files.roots]]\nname = \"t\"\npath = \"{}\"\n", root.display());
+    // read_write only so that `raw: true` can measure what redaction costs.
+    let cfg = format!(
+        "{CONFIG}[files]\n{extra}\n[[files.roots]]\nname = \"t\"\npath = \"{}\"\nmode = \"read_write\"\n",
+        root.display()
+    );
     let (s, a) = ServerProcess::start_dev(tmp.path(), &cfg, &[]);
     (s, a, tmp)
 }
@@ -219,4 +223,23 @@ async fn main() {
     }
     let (ms_grep, _) = time_cmd(&["grep", "-rnE", needle, &rs], reps).expect("grep");
     println!("  grep -rE                 {ms_grep:9.1} ms   file_search/grep = {:.2}x", ms_content / ms_grep);
+
+    // What redaction costs: 1,000 of the 2,000 files under d000 match, so
+    // all of them go through the second (redacted) pass; raw skips it.
+    let many = "end of [0-9]*[0-4]$";
+    let dir = format!("{rs}/d000");
+    let margs = |raw: bool| json!({"path": "t:d000", "content": many, "max_results": 1000, "raw": raw});
+    let (ms_red, v) = time_search(&mut ic, margs(false), reps).await;
+    let (ms_raw, vr) = time_search(&mut ic, margs(true), reps).await;
+    println!(
+        "\ncontent search /{many}/ in d000 (2,000 files; {} / {} matches redacted / raw)",
+        v["matches"].as_array().map(Vec::len).unwrap_or(0),
+        vr["matches"].as_array().map(Vec::len).unwrap_or(0)
+    );
+    println!("  file_search (redacted)   {ms_red:9.1} ms   redacted/raw = {:.2}x", ms_red / ms_raw);
+    println!("  file_search (raw)        {ms_raw:9.1} ms");
+    if have("rg") {
+        let (ms_rg, _) = time_cmd(&["rg", "-n", many, &dir], reps).expect("rg");
+        println!("  rg                       {ms_rg:9.1} ms   file_search(redacted)/rg = {:.2}x", ms_red / ms_rg);
+    }
 }
