@@ -372,16 +372,16 @@ impl Tree {
         Some(id)
     }
 
-    /// Calls `f(id, name, kind)` for every live entry, in id order.
-    pub fn for_each(&self, mut f: impl FnMut(u32, &str, Kind) -> std::ops::ControlFlow<()>) {
+    /// Calls `f(id, name, kind)` for every live entry, in id order. Names
+    /// are bytes (they were `&str` when inserted): the scan validates
+    /// nothing, a matcher converts only what it needs.
+    pub fn for_each(&self, mut f: impl FnMut(u32, &[u8], Kind) -> std::ops::ControlFlow<()>) {
         for (i, n) in self.nodes.iter().enumerate().skip(1) {
             if n.kind >= K_DEAD_DIR {
                 continue;
             }
             let off = n.name_off as usize;
-            // Names were &str when inserted.
-            let Ok(name) = std::str::from_utf8(&self.names[off..off + n.name_len as usize]) else { continue };
-            if f(i as u32, name, kind_of(n.kind)).is_break() {
+            if f(i as u32, &self.names[off..off + n.name_len as usize], kind_of(n.kind)).is_break() {
                 return;
             }
         }
@@ -659,7 +659,7 @@ mod tests {
         assert_eq!(t.len(), 2);
         let mut seen = Vec::new();
         t.for_each(|_, n, _| {
-            seen.push(n.to_string());
+            seen.push(String::from_utf8_lossy(n).into_owned());
             std::ops::ControlFlow::Continue(())
         });
         seen.sort();

@@ -217,12 +217,16 @@ impl Fast {
 
 impl NameGlob {
     fn name_matches(&self, name: &str) -> bool {
+        self.name_matches_bytes(name.as_bytes())
+    }
+
+    fn name_matches_bytes(&self, name: &[u8]) -> bool {
         match &self.fast {
-            Fast::Exact(s) => name == s,
-            Fast::Prefix(s) => name.starts_with(s.as_str()),
-            Fast::Suffix(s) => name.ends_with(s.as_str()),
-            Fast::Contains(s) => name.contains(s.as_str()),
-            Fast::Glob => self.m.is_match(name),
+            Fast::Exact(s) => name == s.as_bytes(),
+            Fast::Prefix(s) => name.starts_with(s.as_bytes()),
+            Fast::Suffix(s) => name.ends_with(s.as_bytes()),
+            Fast::Contains(s) => memchr::memmem::find(name, s.as_bytes()).is_some(),
+            Fast::Glob => std::str::from_utf8(name).is_ok_and(|n| self.m.is_match(n)),
         }
     }
 
@@ -350,13 +354,15 @@ fn candidates(
                 if base_id != 0 && !tree.is_below(id, base_id) {
                     return ControlFlow::Continue(());
                 }
-                // Name-only globs are checked before the path is built.
+                // Name-only globs are checked on the bytes, before the
+                // path is built.
                 if let Some(g) = &q.name
                     && !g.by_path
-                    && !g.name_matches(name)
+                    && !g.name_matches_bytes(name)
                 {
                     return ControlFlow::Continue(());
                 }
+                let Ok(name) = std::str::from_utf8(name) else { return ControlFlow::Continue(()) };
                 let Some(rel) = tree.path(id) else { return ControlFlow::Continue(()) };
                 if !wanted(name, &|| below(base, &rel), kind) {
                     return ControlFlow::Continue(());
@@ -469,7 +475,7 @@ fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<
             return Ok(any.then_some(!too_long));
         }
         any = true;
-        let (take, done) = match memchr(b'\n', avail) {
+        let (take, done) = match memchr::memchr(b'\n', avail) {
             Some(i) => (i, true),
             None => (avail.len(), false),
         };
@@ -486,10 +492,6 @@ fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<
             return Ok(Some(!too_long));
         }
     }
-}
-
-fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&c| c == b)
 }
 
 fn clip_line(s: String) -> String {
