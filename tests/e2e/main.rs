@@ -12,6 +12,7 @@ mod files;
 mod files_attacks;
 mod files_read;
 mod files_write;
+mod files_search;
 mod identity;
 mod mcp;
 mod oauth;

@@ -55,6 +55,10 @@ pub const DEFAULT_DENY: &[&str] = &[
     "**/tailscaled.state",
 ];
 
+/// Default of `[files] index_max_entries`: most entries one root's name
+/// index holds.
+pub const DEFAULT_INDEX_MAX_ENTRIES: usize = 1_000_000;
+
 /// Longest tool path accepted, bytes (Linux PATH_MAX).
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest single path component, bytes (Linux NAME_MAX).
@@ -83,11 +87,19 @@ pub struct FilesConfig {
     /// The deny list of every root that does not set its own (default
     /// [`DEFAULT_DENY`]).
     pub deny: Vec<String>,
+    /// Most entries a root's in-memory name index holds (default
+    /// 1,000,000); a larger root is not indexed and `file_search` walks it.
+    /// 0 turns indexing off.
+    pub index_max_entries: usize,
 }
 
 impl Default for FilesConfig {
     fn default() -> Self {
-        Self { roots: Vec::new(), deny: DEFAULT_DENY.iter().map(|s| s.to_string()).collect() }
+        Self {
+            roots: Vec::new(),
+            deny: DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
+            index_max_entries: DEFAULT_INDEX_MAX_ENTRIES,
+        }
     }
 }
 

@@ -9,12 +9,14 @@
 
 pub mod config;
 pub mod content;
+pub mod index;
 #[doc(hidden)]
 pub mod invariant;
 pub mod path;
 pub mod root;
 pub mod rules;
 pub mod tail;
+pub mod walk;
 pub mod watch;
 pub mod write;
 
@@ -22,6 +24,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use config::{FilesConfig, Mode, RootConfig};
+pub use index::{Index, IndexInfo, IndexState};
 pub use path::{RelPath, ToolPath};
 pub use root::{Kind, Meta, Root};
 
@@ -31,6 +34,8 @@ use crate::mcp::contract::ToolError;
 #[derive(Debug, Default)]
 pub struct Files {
     roots: Vec<Arc<Root>>,
+    /// Each opened root's name index (same order as `roots`).
+    indexes: Vec<Arc<Index>>,
     /// Roots that could not be opened at start-up, with the reason.
     broken: Vec<(String, String)>,
     /// inotify for resource subscriptions, started by the first one.
@@ -52,7 +57,9 @@ impl Files {
                             tracing::info!(root = %rc.name, swept, "removed leftover temporary files");
                         }
                     }
-                    f.roots.push(Arc::new(r))
+                    let r = Arc::new(r);
+                    f.indexes.push(Index::start(r.clone(), cfg.index_max_entries));
+                    f.roots.push(r);
                 }
                 Err(e) => {
                     tracing::warn!(root = %rc.name, error = %e, "file root unavailable");
@@ -101,15 +108,21 @@ impl Files {
         }
     }
 
+    /// The name index of the opened root `name`.
+    pub fn index(&self, name: &str) -> Option<Arc<Index>> {
+        self.roots.iter().position(|r| r.name == name).and_then(|i| self.indexes.get(i).cloned())
+    }
+
     /// `/readyz` entry: each root's state.
     pub fn health(&self) -> serde_json::Value {
         if !self.configured() {
             return serde_json::json!({"state": "disabled", "reason": "no [[files.roots]] configured"});
         }
         let mut roots = serde_json::Map::new();
-        for r in &self.roots {
+        for (i, r) in self.roots.iter().enumerate() {
+            let index = self.indexes.get(i).map(|x| x.info());
             let state = match r.check_in_place() {
-                Ok(()) => serde_json::json!({"state": "ok", "mode": r.mode}),
+                Ok(()) => serde_json::json!({"state": "ok", "mode": r.mode, "index": index}),
                 Err(e) => serde_json::json!({"state": "unavailable", "reason": e.message}),
             };
             roots.insert(r.name.clone(), state);

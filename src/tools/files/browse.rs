@@ -13,7 +13,7 @@ use super::rfc3339;
 use crate::auth::caller::Caller;
 use crate::auth::scopes::Scope;
 use crate::host::files::root::OpenDir;
-use crate::host::files::{Kind, Meta, Mode, RelPath, Root};
+use crate::host::files::{IndexInfo, Kind, Meta, Mode, RelPath, Root};
 use crate::mcp::{ToolError, ToolSpec};
 use crate::tools::TailopsServer;
 
@@ -38,6 +38,8 @@ pub struct RootInfo {
     pub mode: Mode,
     /// Use as `path` prefix: `NAME:`.
     pub path_prefix: String,
+    /// The root's name index (what `file_search` by name answers from).
+    pub index: Option<IndexInfo>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -205,7 +207,12 @@ impl TailopsServer {
         let roots: Vec<RootInfo> = self
             .files()
             .visible(allowed.as_ref())
-            .map(|r| RootInfo { name: r.name.clone(), mode: r.mode, path_prefix: format!("{}:", r.name) })
+            .map(|r| RootInfo {
+                name: r.name.clone(),
+                mode: r.mode,
+                path_prefix: format!("{}:", r.name),
+                index: self.files().index(&r.name).map(|i| i.info()),
+            })
             .collect();
         let summary = match roots.len() {
             0 => "no file root is available to you".to_string(),

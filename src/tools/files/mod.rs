@@ -6,13 +6,14 @@
 //! it sees (`{"files": {"roots": [..]}}`).
 //!
 //! One file per group: `browse` (file_roots, file_stat, file_list),
-//! `read` (file_read, file_tail, file_hash), `write` (file_write,
-//! file_mkdir, file_move, file_delete), `resource` (file:// resource
-//! templates, reads and subscriptions).
+//! `read` (file_read, file_tail, file_hash), `search` (file_search),
+//! `write` (file_write, file_mkdir, file_move, file_delete), `resource`
+//! (file:// resource templates, reads and subscriptions).
 
 pub mod browse;
 pub mod read;
 pub mod resource;
+pub mod search;
 pub mod write;
 
 use std::sync::Arc;
@@ -27,12 +28,15 @@ use crate::mcp::{ToolError, ToolSpec};
 
 /// Every file tool's spec.
 pub fn specs() -> Vec<ToolSpec> {
-    [browse::SPECS, read::SPECS, write::SPECS].concat()
+    [browse::SPECS, read::SPECS, search::SPECS, write::SPECS].concat()
 }
 
 /// Every file tool's router.
 pub fn router() -> ToolRouter<TailopsServer> {
-    TailopsServer::files_browse_router() + TailopsServer::files_read_router() + TailopsServer::files_write_router()
+    TailopsServer::files_browse_router()
+        + TailopsServer::files_read_router()
+        + TailopsServer::files_search_router()
+        + TailopsServer::files_write_router()
 }
 
 /// File tools this configuration does not offer: all of them without a
