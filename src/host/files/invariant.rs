@@ -105,8 +105,32 @@ mod tests {
     use super::*;
 
     const PARTS: &[&str] = &[
-        "a", "sub", "b", "deeper", "back", "..", ".", "", "abs_link", "rel_link", "dir_link", "up_link", "proc_link",
-        "loop", "in_link", "env_link", "hard", "fifo", ".env", "outside", "secret", "self", "root", "etc", "\0", "é",
+        "a",
+        "sub",
+        "b",
+        "deeper",
+        "back",
+        "..",
+        ".",
+        "",
+        "abs_link",
+        "rel_link",
+        "dir_link",
+        "up_link",
+        "proc_link",
+        "loop",
+        "in_link",
+        "env_link",
+        "hard",
+        "fifo",
+        ".env",
+        "outside",
+        "secret",
+        "self",
+        "root",
+        "etc",
+        "\0",
+        "é",
     ];
 
     fn tool_path() -> impl Strategy<Value = String> {
