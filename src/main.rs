@@ -110,7 +110,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Config(ConfigCommand::Check { file, overrides }) => {
-            match tailops::ops::config_check::check(file.as_deref(), overrides, &tailops::tools::all_specs()) {
+            let offered = |cfg: &tailops::config::Config| {
+                let hidden = tailops::tools::not_offered(cfg);
+                tailops::tools::all_specs().into_iter().filter(|s| !hidden.contains(&s.name)).collect()
+            };
+            match tailops::ops::config_check::check(file.as_deref(), overrides, offered) {
                 Ok(report) => {
                     print!("{report}");
                     ExitCode::SUCCESS

@@ -146,11 +146,17 @@ fn lookup(cfg: &Config, field: &str) -> Option<String> {
 
 /// Loads and validates `file` with `overrides`, returning the report or
 /// the explained error.
-pub fn check(file: Option<&Path>, overrides: crate::config::Overrides, specs: &[ToolSpec]) -> Result<String, String> {
+/// `specs` gives the tools this configuration offers (the composition
+/// root leaves out what it hides, e.g. file tools without a file root).
+pub fn check(
+    file: Option<&Path>,
+    overrides: crate::config::Overrides,
+    specs: impl Fn(&Config) -> Vec<ToolSpec>,
+) -> Result<String, String> {
     let source = file.map(|f| f.display().to_string()).unwrap_or_else(|| "(no file: defaults)".to_string());
     let cfg = Config::load_unvalidated(file, overrides).map_err(|e| explain(&e, None))?;
     cfg.validate().map_err(|e| explain(&e, Some(&cfg)))?;
-    Ok(report(&cfg, &source, specs))
+    Ok(report(&cfg, &source, &specs(&cfg)))
 }
 
 #[cfg(test)]
