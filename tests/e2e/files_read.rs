@@ -18,6 +18,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use crate::support::files::client;
 use crate::support::mcp::{Client, PROTOCOL, Via, get, raw};
 use crate::support::server::ServerProcess;
 
@@ -37,12 +38,6 @@ fn start(local: &str, roots: &[(&str, &Path, &str)]) -> (ServerProcess, SocketAd
     let tmp = tempfile::tempdir().expect("tmp");
     let (s, addr) = ServerProcess::start_dev(tmp.path(), &cfg, &[]);
     (s, addr, tmp)
-}
-
-async fn client(addr: SocketAddr) -> Client {
-    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
-    assert_eq!(c.initialize().await.status, 200);
-    c
 }
 
 async fn ok(c: &mut Client, tool: &str, args: Value) -> Value {

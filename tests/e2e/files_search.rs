@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::files::client;
 use crate::support::mcp::{Client, Via};
 use crate::support::server::ServerProcess;
 
@@ -33,12 +34,6 @@ fn serve(roots: &[(&str, &Path)], extra: &str, local_extra: &str) -> (ServerProc
     }
     let (s, addr) = ServerProcess::start_dev(tmp.path(), &cfg, &[]);
     (s, addr, tmp)
-}
-
-async fn client(addr: SocketAddr) -> Client {
-    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
-    assert_eq!(c.initialize().await.status, 200);
-    c
 }
 
 async fn ok(c: &mut Client, args: Value) -> Value {

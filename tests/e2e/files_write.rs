@@ -17,7 +17,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::mcp::{Client, Via};
+use crate::support::files::client;
+use crate::support::mcp::Client;
 use crate::support::server::ServerProcess;
 
 /// tailops' own limits, restated (a change there must show up here).
@@ -62,12 +63,6 @@ impl Roots {
     fn start(&self, cfg: &str) -> (ServerProcess, SocketAddr) {
         ServerProcess::start_dev(&self.path("state"), cfg, &[])
     }
-}
-
-async fn client(addr: SocketAddr) -> Client {
-    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
-    assert_eq!(c.initialize().await.status, 200);
-    c
 }
 
 async fn ok(c: &mut Client, tool: &str, args: Value) -> Value {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::files::client;
 use crate::support::mcp::{Client, Via};
 use crate::support::server::ServerProcess;
 use crate::support::systemd::SystemdBox;
@@ -51,12 +52,6 @@ fn serve(cfg: &str) -> (ServerProcess, SocketAddr, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tmp");
     let (s, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
     (s, addr, tmp)
-}
-
-async fn client(addr: SocketAddr) -> Client {
-    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
-    assert_eq!(c.initialize().await.status, 200);
-    c
 }
 
 async fn ok(c: &mut Client, tool: &str, args: Value) -> Value {

@@ -785,7 +785,7 @@ impl TailopsServer {
 mod tests {
     use super::*;
 
-    fn input(name: Option<&str>, content: Option<&str>) -> SearchInput {
+    pub(super) fn input(name: Option<&str>, content: Option<&str>) -> SearchInput {
         SearchInput {
             path: "t:".into(),
             name: name.map(Into::into),
@@ -886,7 +886,7 @@ mod run_tests {
             allow_recursive_delete: false,
         };
         let root = Root::open(&cfg, &[]).expect("root");
-        let mut i = tests_input(None, Some("ERROR"));
+        let mut i = super::tests::input(None, Some("ERROR"));
         i.context = Some(1);
         let q = query(&i, true).expect("query");
         let out = run(&root, None, &RelPath::default(), &q);
@@ -894,26 +894,11 @@ mod run_tests {
         assert_eq!(out.matches[0].line_number, 2);
         assert_eq!(out.matches[0].before, ["one"]);
         assert_eq!(out.matches[0].after, ["three"]);
-        let q = query(&tests_input(None, Some("hunter2")), true).expect("query");
+        let q = query(&super::tests::input(None, Some("hunter2")), true).expect("query");
         assert!(run(&root, None, &RelPath::default(), &q).matches.is_empty(), "secret is an oracle");
-        let q = query(&tests_input(None, Some("password")), true).expect("query");
+        let q = query(&super::tests::input(None, Some("password")), true).expect("query");
         let out = run(&root, None, &RelPath::default(), &q);
         assert_eq!(out.matches.len(), 1, "{out:?}");
         assert!(!out.matches[0].line.contains("hunter2"));
-    }
-
-    fn tests_input(name: Option<&str>, content: Option<&str>) -> SearchInput {
-        SearchInput {
-            path: "t:".into(),
-            name: name.map(Into::into),
-            content: content.map(Into::into),
-            case_insensitive: false,
-            gitignore: false,
-            context: None,
-            max_results: None,
-            max_bytes: None,
-            max_seconds: None,
-            raw: false,
-        }
     }
 }
