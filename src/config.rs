@@ -428,47 +428,105 @@ impl Config {
 
     /// The auth key: `TS_AUTHKEY` / `TS_AUTH_KEY`, else the first line of
     /// `authkey_file`, else the systemd credential `authkey`, else none
-    /// (interactive login).
+    /// (interactive login). A key file or credential that exists but is
+    /// empty is an error: headless, an interactive login would only hang.
     pub fn auth_key(&self) -> Result<Option<String>, ConfigError> {
+        self.auth_key_from(|name| std::env::var_os(name))
+    }
+
+    /// [`Self::auth_key`] with the environment passed in (`env` looks a
+    /// variable up), so the order of the sources is testable without
+    /// touching the process environment.
+    fn auth_key_from(&self, env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Option<String>, ConfigError> {
         for var in ["TS_AUTHKEY", "TS_AUTH_KEY"] {
-            if let Ok(v) = std::env::var(var) {
-                let v = v.trim().to_string();
+            if let Some(v) = env(var) {
+                let v = v.to_string_lossy().trim().to_string();
                 if !v.is_empty() {
                     return Ok(Some(v));
                 }
             }
         }
         if let Some(path) = &self.authkey_file {
-            let text =
-                std::fs::read_to_string(path).map_err(|source| ConfigError::AuthKey { path: path.clone(), source })?;
-            let key = text.lines().next().unwrap_or_default().trim().to_string();
-            if key.is_empty() {
-                return Err(ConfigError::AuthKey {
-                    path: path.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, "file is empty"),
-                });
-            }
-            return Ok(Some(key));
+            return first_line(path).map(Some);
         }
         // systemd's LoadCredential=authkey:… (systemd/tailops.service).
-        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+        if let Some(dir) = env("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
             let path = PathBuf::from(dir).join(CREDENTIAL_AUTHKEY);
             if path.exists() {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|source| ConfigError::AuthKey { path: path.clone(), source })?;
-                let key = text.lines().next().unwrap_or_default().trim().to_string();
-                if !key.is_empty() {
-                    return Ok(Some(key));
-                }
+                return first_line(&path).map(Some);
             }
         }
         Ok(None)
     }
 }
 
+/// The first line of a key file, trimmed; an empty one is an error (a
+/// key file that exists but holds nothing is a deployment mistake, not "log
+/// in interactively").
+fn first_line(path: &std::path::Path) -> Result<String, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::AuthKey { path: path.to_path_buf(), source })?;
+    let key = text.lines().next().unwrap_or_default().trim().to_string();
+    if key.is_empty() {
+        return Err(ConfigError::AuthKey {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "file is empty"),
+        });
+    }
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An environment of the given variables only.
+    fn env(vars: &[(&str, &std::path::Path)]) -> impl Fn(&str) -> Option<std::ffi::OsString> {
+        let vars: Vec<(String, std::ffi::OsString)> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.as_os_str().to_owned())).collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    /// The auth key's sources, in order: TS_AUTHKEY, `authkey_file`, the
+    /// systemd credential `authkey` in $CREDENTIALS_DIRECTORY
+    /// (`LoadCredential=authkey:…` in systemd/tailops.service), else none.
+    #[test]
+    fn auth_key_sources_in_order_including_the_systemd_credential() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let creds = dir.path().join("creds");
+        std::fs::create_dir(&creds).expect("mkdir");
+        std::fs::write(creds.join(CREDENTIAL_AUTHKEY), "tskey-cred\nignored second line\n").expect("write");
+        let file = dir.path().join("authkey");
+        std::fs::write(&file, "  tskey-file  \n").expect("write");
+
+        let mut cfg = Config::default();
+        let from_cred = cfg.auth_key_from(env(&[("CREDENTIALS_DIRECTORY", &creds)])).expect("cred");
+        assert_eq!(from_cred.as_deref(), Some("tskey-cred"), "the credential's first line");
+        assert_eq!(cfg.auth_key_from(env(&[])).expect("none"), None, "no source: interactive login");
+        let other = dir.path().join("empty-creds");
+        std::fs::create_dir(&other).expect("mkdir");
+        assert_eq!(
+            cfg.auth_key_from(env(&[("CREDENTIALS_DIRECTORY", &other)])).expect("no credential"),
+            None,
+            "a credentials dir without `authkey`"
+        );
+
+        cfg.authkey_file = Some(file.clone());
+        let from_file = cfg.auth_key_from(env(&[("CREDENTIALS_DIRECTORY", &creds)])).expect("file");
+        assert_eq!(from_file.as_deref(), Some("tskey-file"), "authkey_file wins over the credential");
+        let from_env = cfg
+            .auth_key_from(env(&[
+                ("TS_AUTHKEY", std::path::Path::new(" tskey-env ")),
+                ("CREDENTIALS_DIRECTORY", &creds),
+            ]))
+            .expect("env");
+        assert_eq!(from_env.as_deref(), Some("tskey-env"), "TS_AUTHKEY wins over both");
+
+        std::fs::write(creds.join(CREDENTIAL_AUTHKEY), "\n").expect("write");
+        cfg.authkey_file = None;
+        let err = cfg.auth_key_from(env(&[("CREDENTIALS_DIRECTORY", &creds)])).expect_err("an empty credential");
+        assert!(err.to_string().contains("authkey"), "names the file: {err}");
+    }
 
     #[test]
     fn flags_override_file() {

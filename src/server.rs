@@ -186,6 +186,10 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
     let conn_counters = Arc::new(http::ConnCounters::default());
     let exporter = Arc::new(crate::ops::metrics::Exporter { host: p.host.clone(), conn: conn_counters.clone() });
     let extra = crate::ops::metrics::routes(exporter).merge(crate::ops::sd::routes());
+    // rmcp's sessions end only after the HTTP side drained: a call in
+    // flight when SIGTERM arrives runs to its end and its answer is sent
+    // (`shutdown` itself ends only the listen-only streams).
+    let sessions_stop = CancellationToken::new();
     let app = http::router(
         spine.clone(),
         site.identity,
@@ -194,6 +198,7 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         make_server,
         domain_health,
         shutdown.clone(),
+        sessions_stop.clone(),
         extra,
     );
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
@@ -206,6 +211,7 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         crate::ops::notify::stopping();
     });
     http::serve(listener, app, &p.cfg.limits, conn_counters, shutdown).await;
+    sessions_stop.cancel();
     housekeeping.abort();
     if let Some(r) = reloader {
         r.abort();

@@ -86,7 +86,10 @@ pub struct AppState {
 /// request); it must be cheap (share what it can). `domain_health` reports
 /// the tool domains' readiness for `/readyz`. `extra` holds routes served
 /// beside `/mcp` behind the same identity middleware (`/metrics`, `/sd`);
-/// they authorize themselves.
+/// they authorize themselves. `stopping` fires when a graceful stop begins:
+/// listen-only streams (`GET /mcp`) end then, while calls in flight run to
+/// their end; `sessions_stop` closes every MCP session once the HTTP side
+/// has drained (the composition root cancels it after `serve` returns).
 #[allow(clippy::too_many_arguments)]
 pub fn router<S, F>(
     spine: Arc<Spine>,
@@ -95,7 +98,8 @@ pub fn router<S, F>(
     endpoint: Endpoint<'_>,
     make_server: F,
     domain_health: DomainHealth,
-    shutdown: CancellationToken,
+    stopping: CancellationToken,
+    sessions_stop: CancellationToken,
     extra: Router<AppState>,
 ) -> Router
 where
@@ -113,7 +117,7 @@ where
         .with_allowed_origins(hosts::allowed_origins(names, port))
         .enforce_origin_validation()
         .with_max_request_body_bytes(limits.max_request_body_bytes)
-        .with_cancellation_token(shutdown.child_token());
+        .with_cancellation_token(sessions_stop.child_token());
     let mcp = StreamableHttpService::new(move || Ok(make_server()), manager.clone(), mcp_config);
     let state = AppState {
         oauth,
@@ -126,6 +130,7 @@ where
     };
     Router::new()
         .route_service("/mcp", mcp)
+        .route_layer(middleware::from_fn_with_state(stopping, end_listen_streams_on_stop))
         .route_layer(middleware::from_fn_with_state(state.clone(), gate::mcp_gate))
         .route("/whoami", get(probes::whoami))
         .route("/healthz", get(probes::healthz))
@@ -146,4 +151,24 @@ pub fn error(status: StatusCode, category: &str, message: &str, hint: &str) -> R
 pub(crate) fn rpc_error(status: StatusCode, id: Value, code: i32, message: &str, data: Value) -> Response {
     (status, Json(json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message, "data": data } })))
         .into_response()
+}
+
+/// A graceful stop lets every call in flight finish (its POST response
+/// stream ends with the result), but a listen-only `GET /mcp` stream never
+/// ends by itself and would hold the stop for the whole grace period: such
+/// a stream ends when `stopping` fires (the client reconnects, to this node
+/// when it is back or to another one serving the same Service).
+async fn end_listen_streams_on_stop(
+    axum::extract::State(stopping): axum::extract::State<CancellationToken>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let listen_only = req.method() == axum::http::Method::GET;
+    let resp = next.run(req).await;
+    if !listen_only {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let stream = futures::StreamExt::take_until(body.into_data_stream(), stopping.cancelled_owned());
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }

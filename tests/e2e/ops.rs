@@ -442,3 +442,119 @@ async fn sighup_reloads_the_policy_live_and_refuses_a_bad_config() {
     assert_eq!(reloads[1]["detail"]["ok"], false);
     assert!(reloads[1]["detail"]["error"].as_str().is_some_and(|e| e.contains("root")), "{}", reloads[1]);
 }
+
+/// True once the server holds `file` open (the follow of a `file_tail`
+/// keeps its fd while it runs): the call is in flight.
+fn holds_open(pid: u32, file: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.flatten().any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == file)))
+        .unwrap_or(false)
+}
+
+/// SIGTERM while a long call runs (a 4 s `file_tail` follow): the call runs
+/// to its own end — it still sees a line appended AFTER the signal and
+/// stops on its window, not cancelled —, the server then exits 0, and the
+/// audit chain verifies with the call's completion record in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_long_call_finish_and_the_audit_chain_verifies() {
+    use crate::support::files::{self, RootSpec};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let app = logs.join("app.log");
+    std::fs::write(&app, "before\n").expect("write");
+    let cfg = files::config("\"admin\"", &[RootSpec { name: "logs", path: &logs, mode: "read", extra: "" }], "");
+    let (mut server, addr) = files::start(tmp.path(), &cfg);
+    let mut c = files::client(addr).await;
+    let call =
+        tokio::spawn(async move { c.call("file_tail", json!({"path": "logs:app.log", "follow_secs": 4})).await });
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !holds_open(server.pid(), &app) {
+        assert!(Instant::now() < deadline, "the follow never opened {}", app.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(server.pid() as i32).expect("pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
+    server.wait_for_log(|v| v["signal"] == "SIGTERM", Duration::from_secs(10));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&app)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"after-term\n"))
+        .expect("append");
+
+    let r = call.await.expect("call task");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.is_tool_error(), "the call finished normally: {}", r.body);
+    let out = r.structured();
+    assert_eq!(out["follow"]["stopped"], "window", "ran its whole window: {}", r.body);
+    assert_eq!(out["follow"]["lines"], json!(["after-term"]), "saw the line appended after SIGTERM: {out}");
+
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "graceful exit: {status:?}");
+
+    let audit = tmp.path().join("state/audit.jsonl");
+    let out = Command::new(ServerProcess::bin()).args(["audit", "verify"]).arg(&audit).output().expect("verify");
+    assert!(out.status.success(), "chain verifies: {}", String::from_utf8_lossy(&out.stdout));
+    let log = std::fs::read_to_string(&audit).expect("audit");
+    assert!(
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|v| v["kind"] == "tool_call" && v["tool"] == "file_tail" && v["outcome"] == "ok"),
+        "the call's completion record: {log}"
+    );
+}
+
+/// A listen-only `GET /mcp` stream (open until the client leaves) does not
+/// hold a graceful stop for the grace period (120 s here): SIGTERM ends the
+/// stream cleanly (chunked end, not a reset) and the server exits at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_listen_only_streams_instead_of_waiting_out_the_grace() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (mut server, addr) = ServerProcess::start_dev(
+        tmp.path(),
+        "[local]\nname = \"dev\"\nroles = [\"viewer\"]\n[limits]\nshutdown_grace_secs = 120\n",
+        &[],
+    );
+    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
+    assert_eq!(c.initialize().await.status, 200);
+    let session = c.session.clone().expect("session");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET /mcp HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\nmcp-session-id: {session}\r\n\
+         mcp-protocol-version: 2025-11-25\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await.expect("head").expect("read");
+        assert!(n > 0, "closed before the head: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&seen).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "the stream opened: {head}");
+    assert!(head.contains("text/event-stream"), "{head}");
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(server.pid() as i32).expect("pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+            .await
+            .expect("the stream ends well before the 120 s grace")
+            .expect("a clean end, not a reset");
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(seen.ends_with(b"0\r\n\r\n"), "ended as a complete chunked body: {:?}", String::from_utf8_lossy(&seen));
+    assert!(server.wait_exit(Duration::from_secs(30)).success(), "exited at once, cleanly");
+}

@@ -186,7 +186,14 @@ impl ServerProcess {
             rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid"),
             rustix::process::Signal::TERM,
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Waits (bounded by `within`) for the process to exit by itself, e.g.
+    /// after the test sent it a signal (sending another would make it exit
+    /// at once).
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
         loop {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
                 // Drain the rest of the log for assertions.
@@ -195,7 +202,7 @@ impl ServerProcess {
                 }
                 return st;
             }
-            assert!(Instant::now() < deadline, "tailops serve did not exit within 30 s of SIGTERM");
+            assert!(Instant::now() < deadline, "tailops serve did not exit within {within:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
