@@ -377,7 +377,7 @@ fn spawn_housekeeping(spine: Arc<Spine>, shutdown: CancellationToken) -> tokio::
 }
 
 /// On SIGHUP: load and validate the config again; a good one replaces the
-/// policy, `[local]` and capability live (sessions and connections stay),
+/// policy, `[local]`, capability and `[limits.rate]` live (sessions and connections stay),
 /// a bad one is refused and the old one kept. Either way a log line and a
 /// `lifecycle` audit record (`event: reload`) say what happened, including
 /// the changed sections that need a restart to take effect.
@@ -393,11 +393,11 @@ fn spawn_reloader(spine: Arc<Spine>, src: ReloadSource, shutdown: CancellationTo
                 Ok(new) => {
                     let restart = restart_needed(&spine.cfg, &new);
                     let generation = spine.reload(&new);
-                    tracing::info!(generation, restart_required = ?restart, "configuration reloaded: policy, [local] and capability applied");
+                    tracing::info!(generation, restart_required = ?restart, "configuration reloaded: policy, [local], capability and [limits.rate] applied");
                     lifecycle(
                         &spine.audit,
                         "reload",
-                        serde_json::json!({ "ok": true, "generation": generation, "applied": ["policy", "local", "capability"], "restart_required": restart }),
+                        serde_json::json!({ "ok": true, "generation": generation, "applied": ["policy", "local", "capability", "limits.rate"], "restart_required": restart }),
                     );
                 }
                 Err(e) => {
@@ -410,13 +410,18 @@ fn spawn_reloader(spine: Arc<Spine>, src: ReloadSource, shutdown: CancellationTo
 }
 
 /// Top-level sections that differ between `old` and `new` but are not
-/// applied by a reload.
+/// applied by a reload (`limits` counts without its live `rate` table).
 fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
-    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+    let (Ok(serde_json::Value::Object(mut a)), Ok(serde_json::Value::Object(mut b))) =
         (serde_json::to_value(old), serde_json::to_value(new))
     else {
         return Vec::new();
     };
+    for m in [&mut a, &mut b] {
+        if let Some(serde_json::Value::Object(limits)) = m.get_mut("limits") {
+            limits.remove("rate");
+        }
+    }
     let live = ["policy", "local", "capability"];
     a.iter().filter(|(k, v)| !live.contains(&k.as_str()) && b.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect()
 }

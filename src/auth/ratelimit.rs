@@ -10,10 +10,15 @@
 //!   higher `max_token_failures`: a client retrying a stale token is a
 //!   nuisance, not an attack on scopes, and must not be blocked as one —
 //!   but a stream of bad tokens is still bounded.
+//! - A SIGHUP reload applies a changed `[limits.rate]` live
+//!   ([`Limiter::reconfigure`]): the buckets start full under the new
+//!   quotas (GCRA state cannot be carried across quotas), while blocks and
+//!   the failures counted so far are kept — a reload never frees a blocked
+//!   principal.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -93,21 +98,39 @@ impl Refusal {
 }
 
 pub struct Limiter {
-    calls: DefaultKeyedRateLimiter<String>,
-    writes: DefaultKeyedRateLimiter<String>,
+    buckets: RwLock<Arc<Buckets>>,
     /// Authorization denials (unknown tools included).
     denials: Tripwire,
     /// Invalid or expired OAuth tokens.
     token_failures: Tripwire,
 }
 
+/// The token buckets of one `[limits.rate]` generation.
+struct Buckets {
+    cfg: RateConfig,
+    calls: DefaultKeyedRateLimiter<String>,
+    writes: DefaultKeyedRateLimiter<String>,
+}
+
+impl Buckets {
+    fn new(cfg: RateConfig) -> Self {
+        let calls = RateLimiter::keyed(Quota::per_minute(nz(cfg.calls_per_minute)).allow_burst(nz(cfg.burst)));
+        let writes = RateLimiter::keyed(Quota::per_minute(nz(cfg.writes_per_minute)).allow_burst(nz(cfg.write_burst)));
+        Self { cfg, calls, writes }
+    }
+}
+
 /// Counts failures per key in a sliding window; `max` of them block the
 /// key for `block`.
 struct Tripwire {
+    map: Mutex<TripState>,
+}
+
+struct TripState {
     max: usize,
     window: Duration,
     block: Duration,
-    map: Mutex<HashMap<String, Failures>>,
+    failures: HashMap<String, Failures>,
 }
 
 #[derive(Default)]
@@ -118,24 +141,38 @@ struct Failures {
 
 impl Tripwire {
     fn new(max: u32, window_secs: u64, block_secs: u64) -> Self {
-        Self {
-            max: usize::try_from(max).unwrap_or(usize::MAX),
-            window: Duration::from_secs(window_secs),
-            block: Duration::from_secs(block_secs),
-            map: Mutex::new(HashMap::new()),
-        }
+        let t = Self {
+            map: Mutex::new(TripState {
+                max: 0,
+                window: Duration::ZERO,
+                block: Duration::ZERO,
+                failures: HashMap::new(),
+            }),
+        };
+        t.set(max, window_secs, block_secs);
+        t
+    }
+
+    /// New thresholds; the failures and blocks recorded so far stay.
+    fn set(&self, max: u32, window_secs: u64, block_secs: u64) {
+        let mut st = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        st.max = usize::try_from(max).unwrap_or(usize::MAX);
+        st.window = Duration::from_secs(window_secs);
+        st.block = Duration::from_secs(block_secs);
     }
 
     fn blocked_for(&self, key: &str) -> Option<Duration> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let until = map.get(key)?.blocked_until?;
+        let st = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let until = st.failures.get(key)?.blocked_until?;
         until.checked_duration_since(Instant::now())
     }
 
     /// Records one failure; true when it trips the block.
     fn fail(&self, key: &str) -> bool {
         let now = Instant::now();
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let (max, window, block) = (st.max, st.window, st.block);
+        let map = &mut st.failures;
         if map.len() >= MAX_TRACKED && !map.contains_key(key) {
             map.retain(|_, d| d.blocked_until.is_some_and(|u| u > now));
         }
@@ -144,13 +181,12 @@ impl Tripwire {
             // grow without bound.
             return false;
         }
-        let window = self.window;
         let d = map.entry(key.to_string()).or_default();
         d.times.retain(|t| now.duration_since(*t) < window);
         d.times.push(now);
         let already = d.blocked_until.is_some_and(|u| u > now);
-        if !already && d.times.len() >= self.max {
-            d.blocked_until = now.checked_add(self.block);
+        if !already && d.times.len() >= max {
+            d.blocked_until = now.checked_add(block);
             d.times.clear();
             return true;
         }
@@ -159,9 +195,9 @@ impl Tripwire {
 
     fn housekeep(&self) {
         let now = Instant::now();
-        let window = self.window;
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, d| {
+        let mut st = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let window = st.window;
+        st.failures.retain(|_, d| {
             d.blocked_until.is_some_and(|u| u > now) || d.times.iter().any(|t| now.duration_since(*t) < window)
         });
     }
@@ -176,11 +212,32 @@ fn nz(v: u32) -> NonZeroU32 {
 
 impl Limiter {
     pub fn new(cfg: RateConfig) -> Self {
-        let calls = RateLimiter::keyed(Quota::per_minute(nz(cfg.calls_per_minute)).allow_burst(nz(cfg.burst)));
-        let writes = RateLimiter::keyed(Quota::per_minute(nz(cfg.writes_per_minute)).allow_burst(nz(cfg.write_burst)));
         let denials = Tripwire::new(cfg.max_denials, cfg.denial_window_secs, cfg.block_secs);
         let token_failures = Tripwire::new(cfg.max_token_failures, cfg.denial_window_secs, cfg.block_secs);
-        Self { calls, writes, denials, token_failures }
+        Self { buckets: RwLock::new(Arc::new(Buckets::new(cfg))), denials, token_failures }
+    }
+
+    fn buckets(&self) -> Arc<Buckets> {
+        self.buckets.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The `[limits.rate]` in force.
+    pub fn config(&self) -> RateConfig {
+        self.buckets().cfg.clone()
+    }
+
+    /// Applies a new (validated) `[limits.rate]`; false when it equals the
+    /// one in force (nothing is reset then). See the module doc for what a
+    /// change keeps.
+    pub fn reconfigure(&self, cfg: RateConfig) -> bool {
+        let mut b = self.buckets.write().unwrap_or_else(|e| e.into_inner());
+        if b.cfg == cfg {
+            return false;
+        }
+        self.denials.set(cfg.max_denials, cfg.denial_window_secs, cfg.block_secs);
+        self.token_failures.set(cfg.max_token_failures, cfg.denial_window_secs, cfg.block_secs);
+        *b = Arc::new(Buckets::new(cfg));
+        true
     }
 
     /// Charges one call (and one write) to `principal`, or says why not.
@@ -190,10 +247,11 @@ impl Limiter {
         }
         let key = principal.to_string();
         let now = DefaultClock::default().now();
-        if let Err(nu) = self.calls.check_key(&key) {
+        let b = self.buckets();
+        if let Err(nu) = b.calls.check_key(&key) {
             return Err(Refusal::RateLimited { retry_after: nu.wait_time_from(now), bucket: "calls" });
         }
-        if writes && let Err(nu) = self.writes.check_key(&key) {
+        if writes && let Err(nu) = b.writes.check_key(&key) {
             return Err(Refusal::RateLimited { retry_after: nu.wait_time_from(now), bucket: "writes" });
         }
         Ok(())
@@ -205,7 +263,8 @@ impl Limiter {
     /// [`check`]: Limiter::check
     pub fn check_writes(&self, principal: &str) -> Result<(), Refusal> {
         let now = DefaultClock::default().now();
-        self.writes
+        self.buckets()
+            .writes
             .check_key(&principal.to_string())
             .map_err(|nu| Refusal::RateLimited { retry_after: nu.wait_time_from(now), bucket: "writes" })
     }
@@ -233,8 +292,9 @@ impl Limiter {
 
     /// Drops idle rate-limiter state (call periodically).
     pub fn housekeep(&self) {
-        self.calls.retain_recent();
-        self.writes.retain_recent();
+        let b = self.buckets();
+        b.calls.retain_recent();
+        b.writes.retain_recent();
         self.denials.housekeep();
         self.token_failures.housekeep();
     }
@@ -289,5 +349,32 @@ mod tests {
         assert!(l.token_failed("carol"), "the 5th trips the token block");
         assert!(matches!(l.check("carol", false), Err(Refusal::Blocked { .. })));
         assert!(l.blocked_for("carol").is_some());
+    }
+
+    /// A reload's new quotas apply at once; a block survives it.
+    #[test]
+    fn reconfigure_applies_new_quotas_and_keeps_blocks() {
+        let old = RateConfig { calls_per_minute: 60, burst: 1, max_denials: 2, ..Default::default() };
+        let l = Limiter::new(old.clone());
+        assert_eq!(l.check("dan", false), Ok(()));
+        assert!(l.check("dan", false).is_err(), "burst 1 spent");
+        assert!(!l.denied("eve"));
+        assert!(l.denied("eve"), "eve blocked");
+
+        assert!(!l.reconfigure(old.clone()), "the same config changes nothing");
+        assert!(l.check("dan", false).is_err(), "…not even the buckets");
+
+        let new = RateConfig { burst: 3, max_denials: 5, ..old };
+        assert!(l.reconfigure(new.clone()));
+        assert_eq!(l.config(), new);
+        for i in 0..3 {
+            assert_eq!(l.check("dan", false), Ok(()), "call {i} under burst 3");
+        }
+        assert!(l.check("dan", false).is_err(), "the 4th is over the new burst");
+        assert!(matches!(l.check("eve", false), Err(Refusal::Blocked { .. })), "the block survives a reload");
+        for _ in 0..4 {
+            assert!(!l.denied("frank"), "under the new max_denials 5");
+        }
+        assert!(l.denied("frank"), "the 5th trips it");
     }
 }

@@ -120,10 +120,12 @@ impl Spine {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replaces the policy, `[local]` and capability with `new`'s (already
-    /// validated); identities cached on open connections are looked up
-    /// again on their next request. Returns the new generation.
+    /// Replaces the policy, `[local]`, capability and `[limits.rate]` with
+    /// `new`'s (already validated); identities cached on open connections
+    /// are looked up again on their next request. Returns the new
+    /// generation.
     pub fn reload(&self, new: &Config) -> u64 {
+        self.limiter.reconfigure(new.limits.rate.clone());
         let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
         let generation = live.generation.saturating_add(1);
         *live = Arc::new(Live {
@@ -172,7 +174,7 @@ impl Spine {
     /// `anomaly` record.
     pub fn note_denial(&self, caller: &Caller, session: Option<String>) {
         if self.limiter.denied(&caller.rate_key()) {
-            self.blocked(caller, session, "repeated_denials", ("max_denials", self.cfg.limits.rate.max_denials));
+            self.blocked(caller, session, "repeated_denials", ("max_denials", self.limiter.config().max_denials));
         }
     }
 
@@ -184,13 +186,13 @@ impl Spine {
                 caller,
                 None,
                 "repeated_token_failures",
-                ("max_token_failures", self.cfg.limits.rate.max_token_failures),
+                ("max_token_failures", self.limiter.config().max_token_failures),
             );
         }
     }
 
     fn blocked(&self, caller: &Caller, session: Option<String>, event: &str, (max_key, max): (&str, u32)) {
-        let rate = &self.cfg.limits.rate;
+        let rate = self.limiter.config();
         tracing::warn!(principal = %caller.principal.id, node = %caller.principal.node_name, event, "principal blocked");
         let _ = self.audit_event(
             caller,

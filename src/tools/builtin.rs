@@ -142,7 +142,7 @@ impl TailopsServer {
         let s = &self.spine;
         let mut domains: Vec<String> = super::all_specs().iter().map(|t| t.domain.to_string()).collect();
         domains.dedup();
-        let rate = &s.cfg.limits.rate;
+        let rate = s.limiter.config();
         Ok(Json(ServerInfoOutput {
             name: "tailops".into(),
             version: env!("CARGO_PKG_VERSION").into(),

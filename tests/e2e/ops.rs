@@ -394,9 +394,10 @@ fn hup(pid: u32) {
     .expect("SIGHUP");
 }
 
-/// SIGHUP changes a principal's scopes live while its MCP session stays
-/// open; a bad new config is refused and the old one kept; both are in the
-/// audit log as `lifecycle` `reload` records.
+/// SIGHUP changes a principal's scopes and its rate quota live while its
+/// MCP session stays open; a bad new config is refused and the old one
+/// kept; both are in the audit log as `lifecycle` `reload` records (the
+/// good one with nothing left to restart for).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_policy_live_and_refuses_a_bad_config() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -410,16 +411,29 @@ async fn sighup_reloads_the_policy_live_and_refuses_a_bad_config() {
     let r = c.call("audit_tail", json!({})).await;
     assert_eq!(r.error_category(), Some("permission_denied"), "a viewer: {}", r.body);
 
-    std::fs::write(&cfg_path, "[local]\nname = \"dev\"\nroles = [\"admin\"]\n").expect("write");
+    for _ in 0..3 {
+        assert_eq!(c.call("whoami", json!({})).await.status, 200, "the default burst (20) allows a few calls");
+    }
+
+    std::fs::write(
+        &cfg_path,
+        "[local]\nname = \"dev\"\nroles = [\"admin\"]\n[limits.rate]\ncalls_per_minute = 1\nburst = 3\n",
+    )
+    .expect("write");
     hup(server.pid());
     server.wait_for_log(
-        |v| v["message"] == "configuration reloaded: policy, [local] and capability applied",
+        |v| v["message"] == "configuration reloaded: policy, [local], capability and [limits.rate] applied",
         Duration::from_secs(30),
     );
     let r = c.call("audit_tail", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(!r.is_tool_error(), "admin after the reload, same session: {}", r.body);
     assert_eq!(c.session, session, "the session stayed");
+    for i in 0..2 {
+        assert_eq!(c.call("whoami", json!({})).await.status, 200, "call {i} within the new burst of 3");
+    }
+    let r = c.call("whoami", json!({})).await;
+    assert_eq!(r.status, 429, "the 4th call after the reload is over the new quota: {}", r.body);
 
     std::fs::write(&cfg_path, "[local]\nname = \"dev\"\nroles = [\"root\"]\n").expect("write");
     hup(server.pid());
@@ -427,8 +441,8 @@ async fn sighup_reloads_the_policy_live_and_refuses_a_bad_config() {
         |v| v["message"] == "configuration reload refused; the running configuration is kept",
         Duration::from_secs(30),
     );
-    let r = c.call("audit_tail", json!({})).await;
-    assert!(!r.is_tool_error(), "the old (admin) policy is kept: {}", r.body);
+    assert!(c.tool_names().await.contains(&"audit_tail".to_string()), "the old (admin) policy is kept");
+    assert_eq!(c.call("whoami", json!({})).await.status, 429, "the old (tight) quota is kept");
 
     assert!(server.stop().success());
     let log = std::fs::read_to_string(tmp.path().join("state/audit.jsonl")).expect("audit");
@@ -439,6 +453,8 @@ async fn sighup_reloads_the_policy_live_and_refuses_a_bad_config() {
         .collect();
     assert_eq!(reloads.len(), 2, "{log}");
     assert_eq!(reloads[0]["detail"]["ok"], true);
+    assert_eq!(reloads[0]["detail"]["restart_required"], json!([]), "everything changed was applied: {}", reloads[0]);
+    assert!(reloads[0]["detail"]["applied"].as_array().is_some_and(|a| a.contains(&json!("limits.rate"))));
     assert_eq!(reloads[1]["detail"]["ok"], false);
     assert!(reloads[1]["detail"]["error"].as_str().is_some_and(|e| e.contains("root")), "{}", reloads[1]);
 }
