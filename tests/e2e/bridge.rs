@@ -363,3 +363,43 @@ fn connect_renews_the_session_after_the_server_restarts() {
     drop(stdin);
     assert!(bridge.wait().expect("wait").success());
 }
+
+/// The MCP Server Card: on the tailnet it names this node's MCP endpoint,
+/// both protocol revisions and tailnet-identity auth; a loopback dev
+/// server has none (discovery is for the tailnet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_card_is_served_on_the_tailnet_only() {
+    let hs = Headscale::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = start_server(&hs, "ops-card", tmp.path());
+    let alice =
+        crate::support::client::node("card-reader", &hs.url, &hs.user_key("alice", true), &tmp.path().join("a")).await;
+    let res = crate::support::client::get(&alice, &server.dns_name, "/.well-known/mcp/server-card.json").await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let card = res.json();
+    assert_eq!(card["$schema"], "https://static.modelcontextprotocol.io/schemas/v1/server-card.schema.json");
+    assert_eq!(card["name"], format!("test.tailnet.ops-card/tailops"), "{card}");
+    assert_eq!(card["version"], env!("CARGO_PKG_VERSION"));
+    let remote = &card["remotes"][0];
+    assert_eq!(remote["type"], "streamable-http", "{card}");
+    assert_eq!(remote["url"], format!("http://{}/mcp", server.dns_name), "{card}");
+    assert_eq!(remote["supportedProtocolVersions"], json!(["2025-11-25", "2026-07-28"]));
+    let auth = &card["_meta"]["dev.tailops/auth"];
+    assert_eq!(auth["tailnet_identity"]["required"], true, "{card}");
+    assert_eq!(auth["oauth"]["required"], false, "{card}");
+    // Reached by IP, the card names the endpoint as it was reached.
+    let res = crate::support::client::get(&alice, &server.ips[0], "/.well-known/mcp/server-card.json").await;
+    assert_eq!(res.json()["remotes"][0]["url"], format!("http://{}/mcp", server.ips[0]));
+    alice.close().await.expect("close");
+
+    let dev = tempfile::tempdir().expect("tmp");
+    let (_dev, addr) = ServerProcess::start_dev(dev.path(), "[local]\nname = \"dev\"\nroles = [\"admin\"]\n", &[]);
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s)).await.expect("hs");
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/.well-known/mcp/server-card.json")
+        .header("host", addr.to_string())
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .expect("req");
+    assert_eq!(tx.send_request(req).await.expect("response").status(), 404);
+}
