@@ -281,7 +281,7 @@ impl Transport {
                     tracing::warn!(error = %e, attempt, ?wait, "server unreachable; retrying");
                     tokio::time::sleep(wait).await;
                 }
-                Err(e) => return Err(anyhow::Error::new(e).context(format!("{}", self.target.url()))),
+                Err(e) => return Err(anyhow::Error::new(e).context(self.target.url())),
             }
         }
     }

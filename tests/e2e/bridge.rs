@@ -403,3 +403,81 @@ async fn server_card_is_served_on_the_tailnet_only() {
         .expect("req");
     assert_eq!(tx.send_request(req).await.expect("response").status(), 404);
 }
+
+/// A caller on the node listener forging the serve proxy's identity
+/// headers (`Tailscale-User-Login`, `Tailscale-App-Capabilities`) stays
+/// who WhoIs says it is: bob claiming to be alice with admin gets bob's
+/// viewer grant, on /whoami and through MCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_proxy_identity_headers_are_not_trusted_on_the_node_listener() {
+    use http_body_util::{BodyExt, Full};
+    let hs = Headscale::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = start_server(&hs, "ops-forge", tmp.path());
+    let bob =
+        crate::support::client::node("bob-forger", &hs.url, &hs.user_key("bob", true), &tmp.path().join("b")).await;
+    let forged_caps = json!({ crate::support::headscale::CAP: [{ "roles": ["admin"] }] }).to_string();
+    let stream =
+        crate::support::client::dial_retry(&bob, &format!("{}:80", server.dns_name), Duration::from_secs(30)).await;
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(conn);
+    let mut send = async |method: &str, path: &str, session: Option<&str>, body: Value| {
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &server.dns_name)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("tailscale-user-login", "alice")
+            .header("tailscale-user-name", "Alice")
+            .header("tailscale-app-capabilities", &forged_caps);
+        if let Some(s) = session {
+            b = b.header("mcp-session-id", s).header("mcp-protocol-version", "2025-11-25");
+        }
+        let body = if body.is_null() { String::new() } else { body.to_string() };
+        tx.ready().await.expect("ready");
+        let res = tx.send_request(b.body(Full::new(hyper::body::Bytes::from(body))).expect("req")).await.expect("res");
+        let sid = res.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        (sid, String::from_utf8_lossy(&bytes).into_owned())
+    };
+    let (_, who) = send("GET", "/whoami", None, Value::Null).await;
+    let who: Value = serde_json::from_str(&who).expect("JSON");
+    assert_eq!(who["login_name"].as_str().map(|l| l.trim_end_matches('@')), Some("bob"), "{who}");
+    assert_eq!(who["capabilities"][crate::support::headscale::CAP], json!([{"roles": ["viewer"]}]), "{who}");
+
+    let (sid, _) = send(
+        "POST",
+        "/mcp",
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "forger", "version": "0"}}}),
+    )
+    .await;
+    let sid = sid.expect("session");
+    send("POST", "/mcp", Some(&sid), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    let (_, body) = send(
+        "POST",
+        "/mcp",
+        Some(&sid),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "whoami", "arguments": {}}}),
+    )
+    .await;
+    assert!(body.contains("user:bob"), "{body}");
+    assert!(
+        !body.contains("user:alice") && !body.contains("processes:signal"),
+        "bob got alice's identity or scopes: {body}"
+    );
+    let (_, body) = send(
+        "POST",
+        "/mcp",
+        Some(&sid),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "process_signal", "arguments": {"pid": 1, "signal": "SIGCONT"}}}),
+    )
+    .await;
+    assert!(body.contains("\"isError\":true") || body.contains("\"error\""), "bob may not signal: {body}");
+    bob.close().await.expect("close");
+}
