@@ -481,3 +481,47 @@ async fn forged_proxy_identity_headers_are_not_trusted_on_the_node_listener() {
     assert!(body.contains("\"isError\":true") || body.contains("\"error\""), "bob may not signal: {body}");
     bob.close().await.expect("close");
 }
+
+/// Enrollment settings are checked before the node starts (nothing here
+/// may reach Tailscale's API, so only the refusals are exercised; minting a
+/// key from a client secret needs Tailscale's SaaS): a client secret
+/// without tags, a secret that is not one, and workload identity (not
+/// linked into this build) each stop `serve` with exit 1 and the reason.
+#[test]
+fn enrollment_settings_are_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let secret_file = tmp.path().join("secret");
+    std::fs::write(&secret_file, "tskey-client-k123\n").expect("write");
+    let cases: Vec<(Vec<(&str, &str)>, Vec<String>, &str)> = vec![
+        (vec![("TS_CLIENT_SECRET", "tskey-client-k123")], vec![], "advertise_tags"),
+        (
+            vec![("TS_CLIENT_SECRET", "tskey-auth-k123")],
+            vec!["--advertise-tags".into(), "tag:tailops".into()],
+            "tskey-client-",
+        ),
+        (vec![], vec!["--client-secret-file".into(), secret_file.display().to_string()], "advertise_tags"),
+        (
+            vec![("TS_CLIENT_ID", "abc"), ("TS_ID_TOKEN", "eyJ")],
+            vec!["--advertise-tags".into(), "tag:tailops".into()],
+            "identityfederation",
+        ),
+        (vec![("TS_AUDIENCE", "api.example")], vec![], "identityfederation"),
+    ];
+    for (i, (env, args, why)) in cases.into_iter().enumerate() {
+        let out = Command::new(ServerProcess::bin())
+            .args(["serve", "--hostname", "enroll", "--control-url", "http://127.0.0.1:9"])
+            .arg("--state-dir")
+            .arg(tmp.path().join(format!("s{i}")))
+            .args(&args)
+            .env_remove("TS_AUTHKEY")
+            .env_remove("TS_AUTH_KEY")
+            .env_remove("TS_CLIENT_SECRET")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run serve");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "case {i}: {err}");
+        assert!(err.contains(why), "case {i}: expected {why:?} in: {err}");
+    }
+}
