@@ -482,6 +482,9 @@ async fn forged_proxy_identity_headers_are_not_trusted_on_the_node_listener() {
     bob.close().await.expect("close");
 }
 
+/// Environment, extra flags, and the word the refusal must contain.
+type EnrollCase<'a> = (Vec<(&'a str, &'a str)>, Vec<String>, &'a str);
+
 /// Enrollment settings are checked before the node starts (nothing here
 /// may reach Tailscale's API, so only the refusals are exercised; minting a
 /// key from a client secret needs Tailscale's SaaS): a client secret
@@ -492,7 +495,7 @@ fn enrollment_settings_are_refused_with_the_reason() {
     let tmp = tempfile::tempdir().expect("tmp");
     let secret_file = tmp.path().join("secret");
     std::fs::write(&secret_file, "tskey-client-k123\n").expect("write");
-    let cases: Vec<(Vec<(&str, &str)>, Vec<String>, &str)> = vec![
+    let cases: Vec<EnrollCase> = vec![
         (vec![("TS_CLIENT_SECRET", "tskey-client-k123")], vec![], "advertise_tags"),
         (
             vec![("TS_CLIENT_SECRET", "tskey-auth-k123")],
