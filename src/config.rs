@@ -22,6 +22,12 @@ pub const DEFAULT_CAPABILITY: &str = "tailops.dev/cap/tailops";
 /// `$CREDENTIALS_DIRECTORY` when neither `TS_AUTHKEY` nor `authkey_file` is set.
 pub const CREDENTIAL_AUTHKEY: &str = "authkey";
 
+/// Prefix of a Tailscale OAuth client secret (tsnet mints an auth key only
+/// from a secret that has it).
+pub const CLIENT_SECRET_PREFIX: &str = "tskey-client-";
+const CLIENT_SECRET_NEEDS_TAGS: &str =
+    "an OAuth client secret mints auth keys for tags only: set advertise_tags (--advertise-tags tag:tailops)";
+
 /// Upper bound of the connection timeouts (one day): longer is no bound at
 /// all, and `Instant + Duration` overflows (a panic) on absurd values.
 pub const MAX_CONN_TIMEOUT_SECS: u64 = 86_400;
@@ -41,6 +47,11 @@ pub struct Config {
     pub ephemeral: bool,
     /// A file holding the auth key (first line), for when TS_AUTHKEY is not set.
     pub authkey_file: Option<PathBuf>,
+    /// A file holding a Tailscale OAuth client secret (`tskey-client-…`,
+    /// first line), for when TS_CLIENT_SECRET is not set: at first start it
+    /// mints an auth key for `advertise_tags` (required). No long-lived
+    /// auth key on the host.
+    pub client_secret_file: Option<PathBuf>,
     /// Tailnet TCP port of the HTTP server.
     pub port: u16,
     /// Seconds to wait for the node to connect (interactive login included).
@@ -189,6 +200,7 @@ impl Default for Config {
             advertise_tags: Vec::new(),
             ephemeral: false,
             authkey_file: None,
+            client_secret_file: None,
             port: 80,
             up_timeout_secs: 300,
             tailscale_verbose: false,
@@ -232,6 +244,10 @@ pub struct Overrides {
     /// File holding the auth key (when TS_AUTHKEY is not set).
     #[arg(long, env = "TAILOPS_AUTHKEY_FILE")]
     pub authkey_file: Option<PathBuf>,
+    /// File holding a Tailscale OAuth client secret (when TS_CLIENT_SECRET
+    /// is not set); needs --advertise-tags.
+    #[arg(long, env = "TAILOPS_CLIENT_SECRET_FILE")]
+    pub client_secret_file: Option<PathBuf>,
     /// Tailnet TCP port for HTTP.
     #[arg(long, env = "TAILOPS_PORT")]
     pub port: Option<u16>,
@@ -302,6 +318,9 @@ impl Config {
         if let Some(v) = o.authkey_file {
             self.authkey_file = Some(v);
         }
+        if let Some(v) = o.client_secret_file {
+            self.client_secret_file = Some(v);
+        }
         if let Some(v) = o.port {
             self.port = v;
         }
@@ -337,6 +356,9 @@ impl Config {
                     message: format!("{t:?} must look like tag:name"),
                 });
             }
+        }
+        if self.client_secret_file.is_some() && self.advertise_tags.is_empty() {
+            return Err(ConfigError::Invalid { field: "client_secret_file", message: CLIENT_SECRET_NEEDS_TAGS.into() });
         }
         if !self.sd.tag.starts_with("tag:") || self.sd.tag.len() <= 4 {
             return Err(ConfigError::Invalid {
@@ -457,6 +479,116 @@ impl Config {
             }
         }
         Ok(None)
+    }
+
+    /// What the node enrolls with when it has no state yet, in tsnet's
+    /// order: an auth key ([`Config::auth_key`]); else an OAuth client
+    /// secret (`TS_CLIENT_SECRET`, else `client_secret_file`), which tsnet
+    /// turns into an auth key for `advertise_tags` through Tailscale's API;
+    /// else none (interactive login). Workload identity federation
+    /// (`TS_CLIENT_ID` + `TS_ID_TOKEN`/`TS_AUDIENCE`) is refused with the
+    /// reason: this build does not link tsnet's identityfederation feature,
+    /// so tsnet would silently ignore it.
+    pub fn enrollment_key(&self) -> Result<Option<String>, ConfigError> {
+        let key = self.auth_key()?;
+        self.enrollment_from(key, |v| std::env::var(v).ok())
+    }
+
+    /// [`Config::enrollment_key`] with the auth key already read and the
+    /// environment as a lookup (testable without touching the process env).
+    pub fn enrollment_from(
+        &self,
+        auth_key: Option<String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, ConfigError> {
+        let set = |v: &str| env(v).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        if let Some(var) = ["TS_CLIENT_ID", "TS_ID_TOKEN", "TS_AUDIENCE"].into_iter().find(|v| set(v).is_some()) {
+            return Err(ConfigError::Invalid {
+                field: "enrollment",
+                message: format!(
+                    "{var} is set, but workload identity federation is not built into this tailops (tsnet needs tailscale.com/feature/identityfederation linked); use an OAuth client secret (TS_CLIENT_SECRET with --advertise-tags) or an auth key"
+                ),
+            });
+        }
+        if auth_key.is_some() {
+            return Ok(auth_key);
+        }
+        let secret = match set("TS_CLIENT_SECRET") {
+            Some(s) => Some(s),
+            None => match &self.client_secret_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|source| ConfigError::AuthKey { path: path.clone(), source })?;
+                    Some(text.lines().next().unwrap_or_default().trim().to_string())
+                }
+                None => None,
+            },
+        };
+        let Some(secret) = secret else { return Ok(None) };
+        if !secret.starts_with(CLIENT_SECRET_PREFIX) {
+            return Err(ConfigError::Invalid {
+                field: "client_secret",
+                message: format!(
+                    "an OAuth client secret starts with {CLIENT_SECRET_PREFIX} (an auth key goes in TS_AUTHKEY)"
+                ),
+            });
+        }
+        if self.advertise_tags.is_empty() {
+            return Err(ConfigError::Invalid { field: "client_secret", message: CLIENT_SECRET_NEEDS_TAGS.into() });
+        }
+        Ok(Some(secret))
+    }
+}
+
+#[cfg(test)]
+mod enrollment_tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    fn tagged() -> Config {
+        Config { advertise_tags: vec!["tag:tailops".into()], ..Config::default() }
+    }
+
+    #[test]
+    fn auth_key_wins_then_client_secret_then_nothing() {
+        let c = tagged();
+        let k = c.enrollment_from(Some("tskey-auth-x".into()), env(&[("TS_CLIENT_SECRET", "tskey-client-y")]));
+        assert_eq!(k.expect("ok").as_deref(), Some("tskey-auth-x"));
+        let k = c.enrollment_from(None, env(&[("TS_CLIENT_SECRET", "tskey-client-y?ephemeral=false")]));
+        assert_eq!(k.expect("ok").as_deref(), Some("tskey-client-y?ephemeral=false"));
+        assert_eq!(c.enrollment_from(None, env(&[])).expect("ok"), None);
+        assert_eq!(c.enrollment_from(None, env(&[("TS_CLIENT_SECRET", "  ")])).expect("ok"), None);
+    }
+
+    #[test]
+    fn client_secret_needs_tags_and_its_prefix() {
+        let e = Config::default().enrollment_from(None, env(&[("TS_CLIENT_SECRET", "tskey-client-y")]));
+        assert!(e.expect_err("no tags").to_string().contains("advertise_tags"));
+        let e = tagged().enrollment_from(None, env(&[("TS_CLIENT_SECRET", "tskey-auth-y")]));
+        assert!(e.expect_err("prefix").to_string().contains(CLIENT_SECRET_PREFIX));
+        // From the file: first line, same rules; the file without tags is a
+        // config error before anything starts.
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "tskey-client-z\nignored\n").expect("write");
+        let c = Config { client_secret_file: Some(f.clone()), ..tagged() };
+        assert_eq!(c.enrollment_from(None, env(&[])).expect("ok").as_deref(), Some("tskey-client-z"));
+        let untagged = Config { client_secret_file: Some(f), ..Config::default() };
+        assert!(untagged.validate().expect_err("no tags").to_string().contains("advertise_tags"));
+        let missing = Config { client_secret_file: Some(dir.path().join("nope")), ..tagged() };
+        assert!(missing.enrollment_from(None, env(&[])).is_err());
+    }
+
+    #[test]
+    fn workload_identity_is_refused_with_the_reason() {
+        for var in ["TS_CLIENT_ID", "TS_ID_TOKEN", "TS_AUDIENCE"] {
+            let e = tagged().enrollment_from(Some("tskey-auth-x".into()), env(&[(var, "v")]));
+            let e = e.expect_err(var).to_string();
+            assert!(e.contains(var) && e.contains("identityfederation"), "{e}");
+        }
     }
 }
 

@@ -27,6 +27,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tools", &["audit", "auth", "config", "host", "mcp", "redact"]),
     // ops: the operator's side (systemd notify, metrics, discovery).
     ("ops", &["audit", "auth", "config", "host", "http", "mcp", "tailnet"]),
+    // bridge: the client side; it speaks the wire protocol, so it needs
+    // only the tailnet.
+    ("bridge", &["tailnet"]),
     ("server", &["audit", "auth", "config", "host", "http", "mcp", "ops", "shutdown", "tailnet", "tools"]),
 ];
 

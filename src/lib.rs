@@ -11,12 +11,14 @@
 //! - [`audit`]: the hash-chained audit log
 //! - [`redact`]: secret redaction for every output and the audit log
 //! - [`ops`]: operations: systemd notify/watchdog, metrics, fleet discovery
+//! - [`bridge`]: the client side: `connect` (stdio bridge), `call`, `tools`
 //! - [`server`]: `tailops serve` put together (the composition root)
 //! - [`shutdown`]: graceful stop on SIGINT/SIGTERM
 //! - [`telemetry`]: logging set-up
 
 pub mod audit;
 pub mod auth;
+pub mod bridge;
 pub mod config;
 pub mod host;
 pub mod http;

@@ -28,6 +28,14 @@ struct Cli {
 enum Command {
     /// Join the tailnet and serve MCP on it (or on stdio / loopback for local use).
     Serve(ServeArgs),
+    /// A stdio MCP server relaying to a TailOps server on the tailnet, for
+    /// clients that only speak stdio (Claude Desktop, many IDEs).
+    Connect(ConnectArgs),
+    /// Call one tool of a TailOps server and print its result (exit 1 when
+    /// the tool reports an error or the server refuses, 2 when it cannot ask).
+    Call(CallArgs),
+    /// List a TailOps server's tools (as you may use them) as a table, or JSON.
+    Tools(ToolsArgs),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -88,6 +96,161 @@ struct ServeArgs {
     stdio: bool,
 }
 
+#[derive(Args)]
+struct ConnectArgs {
+    /// The server: HOST[:PORT] (MagicDNS name or tailnet IP) or
+    /// http(s)://HOST[:PORT][/path]; the path defaults to /mcp.
+    target: String,
+    #[command(flatten)]
+    reach: tailops::bridge::ReachArgs,
+}
+
+#[derive(Args)]
+struct CallArgs {
+    /// The server: HOST[:PORT] or http(s)://HOST[:PORT][/path].
+    target: String,
+    /// The tool's name (see `tailops tools HOST`).
+    tool: String,
+    /// The arguments as one JSON object, e.g. '{"pid": 1}' (default {}).
+    arguments: Option<String>,
+    /// Print the whole CallToolResult as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    reach: tailops::bridge::ReachArgs,
+}
+
+#[derive(Args)]
+struct ToolsArgs {
+    /// The server: HOST[:PORT] or http(s)://HOST[:PORT][/path].
+    target: String,
+    /// Print the tools/list tools array as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    reach: tailops::bridge::ReachArgs,
+}
+
+/// Runs a client command on a runtime with graceful signals (the Go
+/// runtime needs the handler fix `on_signals` applies).
+fn client<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tailops: starting the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(async move {
+        match tailops::shutdown::on_signals() {
+            Ok(token) => f(token).await,
+            Err(e) => {
+                eprintln!("tailops: signal handlers: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+fn target(s: &str) -> Result<tailops::bridge::Target, ExitCode> {
+    tailops::bridge::Target::parse(s).map_err(|e| {
+        eprintln!("tailops: {e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn open(
+    reach: &tailops::bridge::ReachArgs,
+    t: tailops::bridge::Target,
+) -> Result<tailops::bridge::Transport, ExitCode> {
+    tailops::bridge::Transport::open(reach, t).await.map_err(|e| {
+        eprintln!("tailops: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+fn connect(args: ConnectArgs) -> ExitCode {
+    let t = match target(&args.target) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    client(|shutdown| async move {
+        let transport = match open(&args.reach, t).await {
+            Ok(t) => t,
+            Err(c) => return c,
+        };
+        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        match tailops::bridge::relay::run(transport, stdin, tokio::io::stdout(), shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tailops connect: {e:#}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+fn report(r: Result<(String, bool), tailops::bridge::cli::Failure>) -> ExitCode {
+    use tailops::bridge::cli::Failure;
+    match r {
+        Ok((out, is_error)) => {
+            print!("{out}");
+            if is_error { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        Err(Failure::Refused(why)) => {
+            eprintln!("tailops: {why}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Broken(e)) => {
+            eprintln!("tailops: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn call(args: CallArgs) -> ExitCode {
+    let t = match target(&args.target) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    let arguments = match tailops::bridge::cli::parse_args(args.arguments.as_deref()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tailops call: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    client(|_shutdown| async move {
+        let transport = match open(&args.reach, t).await {
+            Ok(t) => t,
+            Err(c) => return c,
+        };
+        let r = tailops::bridge::cli::call(&transport, &args.tool, arguments, args.json).await;
+        transport.close().await;
+        report(r)
+    })
+}
+
+fn tools(args: ToolsArgs) -> ExitCode {
+    let t = match target(&args.target) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    client(|_shutdown| async move {
+        let transport = match open(&args.reach, t).await {
+            Ok(t) => t,
+            Err(c) => return c,
+        };
+        let r = tailops::bridge::cli::tools(&transport, args.json).await.map(|s| (s, false));
+        transport.close().await;
+        report(r)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format, &cli.log_level);
@@ -104,6 +267,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Connect(args) => connect(args),
+        Command::Call(args) => call(args),
+        Command::Tools(args) => tools(args),
         Command::Audit(AuditCommand::Verify { expect_from, files }) => audit_verify(&files, expect_from),
         Command::Config(ConfigCommand::Example) => {
             print!("{}", tailops::ops::config_doc::example());

@@ -232,11 +232,12 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
 async fn run_tailnet(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<()> {
     let cfg = &p.cfg;
     let state_dir = cfg.effective_state_dir();
-    let auth_key = cfg.auth_key()?;
+    // An auth key, or an OAuth client secret tsnet turns into one.
+    let auth_key = cfg.enrollment_key()?;
     if auth_key.is_none() {
         tracing::info!(
             state_dir = %state_dir.display(),
-            "no auth key (TS_AUTHKEY or authkey_file); if this node is not logged in yet, a login URL follows"
+            "no auth key (TS_AUTHKEY or authkey_file) or OAuth client secret (TS_CLIENT_SECRET); if this node is not logged in yet, a login URL follows"
         );
     }
     let mut builder = Node::builder(&cfg.hostname)

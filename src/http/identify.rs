@@ -71,9 +71,19 @@ async fn resolve_caller(
     }
 }
 
+/// Identity headers the Tailscale serve proxy adds in front of a Tailscale
+/// Service listener. No listener of ours is such a service listener (the
+/// caller is always WhoIs of the connection), so a request carrying them
+/// is forging them: they are removed before anything reads the request.
+pub const PROXY_IDENTITY_HEADERS: &[&str] =
+    &["tailscale-user-login", "tailscale-user-name", "tailscale-user-profile-pic", "tailscale-app-capabilities"];
+
 /// Host check, then the caller's identity (cached per connection for a
 /// bounded age).
 pub(super) async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    for h in PROXY_IDENTITY_HEADERS {
+        req.headers_mut().remove(*h);
+    }
     // RFC 9112 §3.2: a request with more than one Host is a 400.
     if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
         return error(StatusCode::BAD_REQUEST, "invalid_input", "more than one Host header", "send one Host header");

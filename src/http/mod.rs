@@ -15,8 +15,9 @@
 //!    reaped when idle) → the MCP handler.
 //!
 //! Beside `/mcp`: [`probes`] (`/whoami`, `/healthz`, `/readyz`) and the
-//! RFC 9728 metadata ([`oauth`]).
+//! RFC 9728 metadata ([`oauth`]), the MCP Server Card ([`card`], tailnet only).
 
+pub mod card;
 pub mod gate;
 pub mod hosts;
 pub mod identify;
@@ -137,6 +138,7 @@ where
         .route("/readyz", get(probes::readyz))
         .route("/.well-known/oauth-protected-resource", get(oauth::resource_metadata))
         .route("/.well-known/oauth-protected-resource/mcp", get(oauth::resource_metadata))
+        .route("/.well-known/mcp/server-card.json", get(card::server_card))
         .merge(extra)
         .layer(middleware::from_fn_with_state(state.clone(), identify::identify))
         .with_state(state)

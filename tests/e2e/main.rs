@@ -5,6 +5,7 @@
 mod support;
 
 mod audit;
+mod bridge;
 mod clients;
 mod conn;
 mod docker;
