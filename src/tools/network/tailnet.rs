@@ -286,7 +286,7 @@ pub fn status_view(st: Status, input: &StatusInput, limit: usize, offset: usize)
 /// valid; this node itself and anything else are refused.
 pub fn resolve_target(st: &Status, target: &str) -> Result<(IpAddr, String), ToolError> {
     let t = target.trim().trim_end_matches('.');
-    if t.is_empty() || t.len() > MAX_TARGET_LEN || t.chars().any(char::is_control) {
+    if t.is_empty() || t.len() > MAX_TARGET_LEN || target.chars().any(char::is_control) {
         return Err(ToolError::invalid_input(
             "target must be a tailnet peer's IP or name (1-253 characters)",
             "call tailnet_status to list peers",
