@@ -131,7 +131,7 @@ pub fn list() -> (Vec<Interface>, bool) {
             let mut i = read_sys(&root.join(n), n);
             if let Some(d) = nets.list().get(n) {
                 i.addresses = d.ip_networks().iter().map(|a| Address { ip: a.addr, prefix_len: a.prefix }).collect();
-                i.addresses.sort_by(|a, b| a.ip.cmp(&b.ip));
+                i.addresses.sort_by_key(|a| a.ip);
             }
             i
         })
