@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -116,6 +117,7 @@ pub async fn run_with_reload(
         files,
         systemd: Systemd::new(&cfg.systemd),
         journal: Journal::new(cfg.systemd.journal_dir.as_deref()),
+        net: Default::default(),
     });
     let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()), reload };
     let result = match mode.clone() {
@@ -261,6 +263,7 @@ async fn run_tailnet(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<(
         }
     };
     let info = node.info().clone();
+    p.host.net.tailnet.set(Arc::new(NodeAccess(node.clone())));
     let listener = match node.listen(&format!(":{}", cfg.port)) {
         Ok(l) => l,
         Err(e) => {
@@ -298,6 +301,35 @@ async fn run_tailnet(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<(
     let closed = node.close().await.context("closing the tailnet node");
     tracing::info!("stopped");
     served.and(closed)
+}
+
+/// The network tools' access to the node (`host::net` cannot name the
+/// tailnet layer's types: the documents cross by their field names).
+struct NodeAccess(Node);
+
+impl crate::host::net::tailnet::TailnetAccess for NodeAccess {
+    fn status(&self, timeout: Duration) -> BoxFuture<'_, Result<crate::host::net::tailnet::Status, String>> {
+        Box::pin(async move {
+            let st = self.0.status(timeout).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(st).and_then(serde_json::from_value).map_err(|e| e.to_string())
+        })
+    }
+
+    fn ping(
+        &self,
+        ip: std::net::IpAddr,
+        kind: crate::host::net::tailnet::PingKind,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<crate::host::net::tailnet::PingReply, String>> {
+        let kind = match kind {
+            crate::host::net::tailnet::PingKind::Disco => crate::tailnet::PingKind::Disco,
+            crate::host::net::tailnet::PingKind::Tsmp => crate::tailnet::PingKind::Tsmp,
+        };
+        Box::pin(async move {
+            let r = self.0.ping(ip, kind, timeout).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(r).and_then(serde_json::from_value).map_err(|e| e.to_string())
+        })
+    }
 }
 
 async fn run_dev(p: &Parts, addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -43,6 +44,7 @@ import (
 
 	"tailscale.com/envknob"
 	"tailscale.com/ipn/ipnstate"
+	"tailscale.com/tailcfg"
 	"tailscale.com/tsnet"
 )
 
@@ -612,6 +614,11 @@ type peerStatus struct {
 	Direct   bool       `json:"direct"`
 	RxBytes  int64      `json:"rx_bytes"`
 	TxBytes  int64      `json:"tx_bytes"`
+	// net-read (issue 11): node key expiry, the last WireGuard handshake
+	// and the peer relay in use, for tailnet_status.
+	KeyExpiry     *time.Time `json:"key_expiry,omitempty"`
+	LastHandshake *time.Time `json:"last_handshake,omitempty"`
+	PeerRelay     string     `json:"peer_relay,omitempty"`
 }
 
 type statusOut struct {
@@ -643,6 +650,12 @@ func toPeer(st *ipnstate.Status, p *ipnstate.PeerStatus) peerStatus {
 		t := p.LastSeen
 		out.LastSeen = &t
 	}
+	out.KeyExpiry = p.KeyExpiry
+	if !p.LastHandshake.IsZero() {
+		t := p.LastHandshake
+		out.LastHandshake = &t
+	}
+	out.PeerRelay = p.PeerRelay
 	return out
 }
 
@@ -680,4 +693,46 @@ func tailscale_status(sd C.int, timeoutMs C.int, out **C.char) C.int {
 		o.Peers = append(o.Peers, toPeer(st, st.Peer[k]))
 	}
 	return writeJSON(n, out, o)
+}
+
+// ---- net-read (issue 11): tailnet_ping ----
+
+// tailscale_ping sends ONE ping of kind "disco" or "tsmp" to the tailnet
+// IP ip through this node and stores the result (ipnstate.PingResult:
+// latency, direct endpoint or DERP region) as JSON in *out. A peer that
+// does not answer within timeoutMs is an error result, not a failure.
+//
+//export tailscale_ping
+func tailscale_ping(sd C.int, ip, kind *C.char, timeoutMs C.int, out **C.char) C.int {
+	n := getNode(sd)
+	if n == nil {
+		return C.int(-int(syscall.EBADF))
+	}
+	addr, err := netip.ParseAddr(C.GoString(ip))
+	if err != nil {
+		return n.fail(err)
+	}
+	var pt tailcfg.PingType
+	switch C.GoString(kind) {
+	case "disco":
+		pt = tailcfg.PingDisco
+	case "tsmp":
+		pt = tailcfg.PingTSMP
+	default:
+		return n.fail(fmt.Errorf("unknown ping kind %q", C.GoString(kind)))
+	}
+	lc, err := n.s.LocalClient()
+	if err != nil {
+		return n.fail(err)
+	}
+	ctx, cancel := n.timeoutCtx(timeoutMs)
+	defer cancel()
+	res, err := lc.Ping(ctx, addr, pt)
+	if err != nil {
+		if ctx.Err() != nil {
+			return writeJSON(n, out, &ipnstate.PingResult{IP: addr.String(), Err: "timeout: no reply"})
+		}
+		return n.fail(err)
+	}
+	return writeJSON(n, out, res)
 }

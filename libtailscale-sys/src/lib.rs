@@ -73,3 +73,17 @@ unsafe extern "C" {
     ) -> c_int;
     pub fn tailscale_status(sd: tailscale, timeout_ms: c_int, out: *mut *mut c_char) -> c_int;
 }
+
+// net-read (issue 11): tailnet_ping.
+unsafe extern "C" {
+    /// One disco or TSMP ping (`kind` "disco" | "tsmp") to a tailnet IP; on
+    /// success `*out` is an `ipnstate.PingResult` JSON document (its `Err`
+    /// set when the peer did not answer), to be freed with `tailscale_free`.
+    pub fn tailscale_ping(
+        sd: tailscale,
+        ip: *const c_char,
+        kind: *const c_char,
+        timeout_ms: c_int,
+        out: *mut *mut c_char,
+    ) -> c_int;
+}

@@ -6,6 +6,7 @@
 //!   blocks per accept).
 //! - [`Node::whois`] → [`PeerIdentity`]: who is on the other end.
 //! - [`Node::status`] → [`Status`]: this node's view of the tailnet.
+//! - [`Node::ping`] → [`PingReply`]: one disco/TSMP ping to a peer.
 //! - [`is_tailnet_host`], [`is_tailnet_ip`], [`is_magicdns_name`]: which
 //!   hosts are on a tailnet (pure functions, no node needed).
 //! - [`signals::fix_go_signal_handlers`]: the one process-wide fix needed to
@@ -18,6 +19,7 @@ mod ffi;
 mod listener;
 mod log;
 mod node;
+mod ping;
 pub mod signals;
 mod status;
 mod whois;
@@ -25,6 +27,7 @@ mod whois;
 pub use addr::{is_magicdns_name, is_tailnet_host, is_tailnet_ip};
 pub use listener::Listener;
 pub use node::{Node, NodeBuilder, UpInfo};
+pub use ping::{PingKind, PingReply};
 pub use status::{PeerStatus, Status};
 pub use whois::PeerIdentity;
 

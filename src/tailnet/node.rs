@@ -136,7 +136,7 @@ impl std::fmt::Debug for Node {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Io { op: "blocking task", source: std::io::Error::other(e) })?
@@ -152,7 +152,7 @@ impl Node {
         &self.info
     }
 
-    fn sd(&self) -> Result<ffi::Handle> {
+    pub(super) fn sd(&self) -> Result<ffi::Handle> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }

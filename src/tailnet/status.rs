@@ -56,4 +56,13 @@ pub struct PeerStatus {
     pub rx_bytes: i64,
     #[serde(default)]
     pub tx_bytes: i64,
+    /// When the node key expires (None: expiry disabled or unknown).
+    #[serde(default)]
+    pub key_expiry: Option<String>,
+    /// Last successful WireGuard handshake with this peer.
+    #[serde(default)]
+    pub last_handshake: Option<String>,
+    /// Peer relay in use (`ip:port:vni`), empty otherwise.
+    #[serde(default)]
+    pub peer_relay: String,
 }

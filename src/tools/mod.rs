@@ -16,6 +16,7 @@ pub mod docker;
 pub mod files;
 pub mod input;
 pub mod journal;
+pub mod network;
 pub mod processes;
 pub mod server;
 pub mod services;
@@ -41,6 +42,7 @@ pub fn all_specs() -> Vec<ToolSpec> {
         services::SPECS,
         journal::SPECS,
         &files::specs(),
+        &network::specs(),
     ]
     .concat()
 }
@@ -55,6 +57,7 @@ pub fn router() -> ToolRouter<TailopsServer> {
         + TailopsServer::services_router()
         + TailopsServer::journal_router()
         + files::router()
+        + network::router()
 }
 
 /// Tools this configuration does not offer (hidden by the spine as if

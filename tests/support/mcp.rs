@@ -43,6 +43,9 @@ pub const ALL_TOOLS: &[&str] = &[
     "journal_tail",
     "memory_usage",
     "metrics_history",
+    "net_bandwidth",
+    "net_connections",
+    "net_interfaces",
     "network_list",
     "pressure",
     "process_info",
@@ -58,6 +61,8 @@ pub const ALL_TOOLS: &[&str] = &[
     "service_status",
     "service_stop",
     "system_overview",
+    "tailnet_ping",
+    "tailnet_status",
     "timer_list",
     "volume_list",
     "whoami",
@@ -82,6 +87,7 @@ pub const VIEWER_HIDDEN: &[&str] = &[
     "service_stop",
     "service_restart",
     "service_reload",
+    "tailnet_ping",
 ];
 
 /// Tools an operator does not see (admin, audit).

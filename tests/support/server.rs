@@ -65,8 +65,20 @@ impl ServerProcess {
         sp
     }
 
+    /// [`Self::start`] with extra environment variables for the child
+    /// (e.g. tailscale debug knobs such as `TS_DEBUG_ALWAYS_USE_DERP`).
+    pub fn start_env(o: ServeOpts<'_>, env: &[(&str, &str)]) -> Self {
+        let mut sp = Self::spawn_env(o, env);
+        sp.wait_ready();
+        sp
+    }
+
     /// Spawns without waiting for readiness.
     pub fn spawn(o: ServeOpts<'_>) -> Self {
+        Self::spawn_env(o, &[])
+    }
+
+    fn spawn_env(o: ServeOpts<'_>, env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(Self::bin());
         cmd.args(["--log-format", "json", "serve", "--hostname", o.hostname, "--control-url", o.control_url])
             .arg("--state-dir")
@@ -74,6 +86,7 @@ impl ServerProcess {
             .args(&o.extra_args)
             .env("TS_DEBUG_USE_DERP_HTTP", "1")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .env_remove("TS_AUTHKEY")
             .env_remove("TS_AUTH_KEY")
             .stdin(Stdio::null())

@@ -48,7 +48,7 @@ pub(super) struct Collector {
     prev_disk: HashMap<String, (u64, u64)>,
     prev_disk_at: Option<Instant>,
     /// Previous interface byte counters, and when read.
-    prev_net: HashMap<String, (u64, u64)>,
+    prev_net: HashMap<String, [u64; 4]>,
     prev_net_at: Option<Instant>,
     /// Network mounts whose statvfs is still stuck (flag set when it returns).
     stuck_mounts: HashMap<String, Arc<AtomicBool>>,
@@ -266,19 +266,29 @@ impl Collector {
             .iter()
             .map(|(name, d)| {
                 let (rx, tx) = (d.total_received(), d.total_transmitted());
-                current.insert(name.clone(), (rx, tx));
-                let (rx_rate, tx_rate) = match (self.prev_net.get(name), elapsed) {
-                    (Some(p), Some(dt)) => (rx.saturating_sub(p.0) as f64 / dt, tx.saturating_sub(p.1) as f64 / dt),
-                    _ => (0.0, 0.0),
+                let (rxp, txp) = (d.total_packets_received(), d.total_packets_transmitted());
+                let now_counts = [rx, tx, rxp, txp];
+                current.insert(name.clone(), now_counts);
+                // Bytes and packets per second since the previous sample (a
+                // counter that went backwards, e.g. a re-created device, is 0).
+                let rates = match (self.prev_net.get(name), elapsed) {
+                    (Some(p), Some(dt)) => {
+                        let r = |i: usize| now_counts[i].saturating_sub(p[i]) as f64 / dt;
+                        [r(0), r(1), r(2), r(3)]
+                    }
+                    _ => [0.0; 4],
                 };
+                let (rx_rate, tx_rate) = (rates[0], rates[1]);
                 NetSnapshot {
                     interface: name.clone(),
                     rx_bytes: rx,
                     tx_bytes: tx,
                     rx_bytes_per_sec: rx_rate,
                     tx_bytes_per_sec: tx_rate,
-                    rx_packets: d.total_packets_received(),
-                    tx_packets: d.total_packets_transmitted(),
+                    rx_packets: rxp,
+                    tx_packets: txp,
+                    rx_packets_per_sec: rates[2],
+                    tx_packets_per_sec: rates[3],
                     rx_errors: d.total_errors_on_received(),
                     tx_errors: d.total_errors_on_transmitted(),
                 }

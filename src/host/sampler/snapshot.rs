@@ -112,6 +112,9 @@ pub struct NetSnapshot {
     pub tx_bytes_per_sec: f64,
     pub rx_packets: u64,
     pub tx_packets: u64,
+    /// Packet rates since the previous sample.
+    pub rx_packets_per_sec: f64,
+    pub tx_packets_per_sec: f64,
     pub rx_errors: u64,
     pub tx_errors: u64,
 }
@@ -180,9 +183,10 @@ pub struct ProcessSample {
 /// `memory.used_bytes`, `swap.used_percent`, `load.1`, `load.5`, `load.15`,
 /// `disk.<mount>.used_percent`, `disk.<mount>.{read,write}_bytes_per_sec`
 /// (when the device is in /proc/diskstats), `net.<iface>.{rx,tx}_bytes_per_sec`,
+/// `net.<iface>.{rx,tx}_packets_per_sec`,
 /// `psi.<cpu|memory|io>.some.avg10` and `psi.<…>.full.avg10` (when present).
 pub fn metric_values(s: &Snapshot) -> Vec<(String, f64)> {
-    let mut v = Vec::with_capacity(16 + s.cpu.per_core_percent.len() + 3 * s.disks.len() + 2 * s.networks.len());
+    let mut v = Vec::with_capacity(16 + s.cpu.per_core_percent.len() + 3 * s.disks.len() + 4 * s.networks.len());
     v.push(("cpu.usage_percent".to_owned(), s.cpu.usage_percent));
     for (i, p) in s.cpu.per_core_percent.iter().enumerate() {
         v.push((format!("cpu.core{i}.usage_percent"), *p));
@@ -205,6 +209,8 @@ pub fn metric_values(s: &Snapshot) -> Vec<(String, f64)> {
     for n in &s.networks {
         v.push((format!("net.{}.rx_bytes_per_sec", n.interface), n.rx_bytes_per_sec));
         v.push((format!("net.{}.tx_bytes_per_sec", n.interface), n.tx_bytes_per_sec));
+        v.push((format!("net.{}.rx_packets_per_sec", n.interface), n.rx_packets_per_sec));
+        v.push((format!("net.{}.tx_packets_per_sec", n.interface), n.tx_packets_per_sec));
     }
     if let Some(p) = &s.pressure {
         for (name, r) in [("cpu", &p.cpu), ("memory", &p.memory), ("io", &p.io)] {
