@@ -116,6 +116,9 @@ pub async fn run_with_reload(
         files,
         systemd: Systemd::new(&cfg.systemd),
         journal: Journal::new(cfg.systemd.journal_dir.as_deref()),
+        net_probe: Arc::new(
+            crate::host::net::probe::Prober::new(&cfg.network).map_err(|e| anyhow::anyhow!("[network]: {e}"))?,
+        ),
     });
     let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()), reload };
     let result = match mode.clone() {
@@ -254,6 +257,8 @@ async fn run_tailnet(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<(
         }
     };
     let info = node.info().clone();
+    // Probes refuse this node's own IPs and dial tailnet targets through it.
+    p.host.net_probe.set_node(node.clone());
     let listener = match node.listen(&format!(":{}", cfg.port)) {
         Ok(l) => l,
         Err(e) => {

@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod files;
 pub mod journal;
+pub mod net;
 pub mod procfs;
 pub mod sampler;
 pub mod signal;
@@ -25,6 +26,8 @@ pub struct Host {
     pub systemd: systemd::Systemd,
     /// The journal through `journalctl -o json`.
     pub journal: journal::Journal,
+    /// Outbound probes and their target policy (`[network]`).
+    pub net_probe: Arc<net::probe::Prober>,
 }
 
 impl Host {

@@ -16,6 +16,7 @@ pub mod docker;
 pub mod files;
 pub mod input;
 pub mod journal;
+pub mod network;
 pub mod processes;
 pub mod server;
 pub mod services;
@@ -40,6 +41,7 @@ pub fn all_specs() -> Vec<ToolSpec> {
         docker::SPECS,
         services::SPECS,
         journal::SPECS,
+        network::probe::SPECS,
         &files::specs(),
     ]
     .concat()
@@ -54,6 +56,7 @@ pub fn router() -> ToolRouter<TailopsServer> {
         + TailopsServer::docker_router()
         + TailopsServer::services_router()
         + TailopsServer::journal_router()
+        + network::probe::router()
         + files::router()
 }
 
