@@ -68,10 +68,7 @@ impl Refusal {
         };
         ToolError::new(
             ErrorCategory::Forbidden,
-            format!(
-                "target policy refused {} ({context}): rule {} ({})",
-                self.target, self.rule, self.entry
-            ),
+            format!("target policy refused {} ({context}): rule {} ({})", self.target, self.rule, self.entry),
             hint,
         )
     }
@@ -138,7 +135,7 @@ fn globs(list: &[String], field: &str) -> Result<Vec<HostGlob>, String> {
         .collect()
 }
 
-fn find<'a>(rules: &'a [Rule], ip: IpAddr) -> Option<&'a Rule> {
+fn find(rules: &[Rule], ip: IpAddr) -> Option<&Rule> {
     rules.iter().find(|r| r.net.contains(&ip))
 }
 
@@ -178,7 +175,8 @@ impl TargetPolicy {
     /// Checks one address (see the module docs for the order).
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
         let ip = canonical(ip);
-        let refuse = |rule: &'static str, entry: &str| Refusal { rule, entry: entry.to_string(), target: ip.to_string() };
+        let refuse =
+            |rule: &'static str, entry: &str| Refusal { rule, entry: entry.to_string(), target: ip.to_string() };
         if ip.is_unspecified() {
             return Err(refuse("unspecified", if ip.is_ipv4() { "0.0.0.0" } else { "::" }));
         }
@@ -217,7 +215,8 @@ impl TargetPolicy {
     pub fn check_name(&self, name: &str) -> Result<(), Refusal> {
         let lower = name.trim_end_matches('.').to_ascii_lowercase();
         let path = lower.replace('.', "/");
-        let refuse = |rule: &'static str, entry: &str| Refusal { rule, entry: entry.to_string(), target: lower.clone() };
+        let refuse =
+            |rule: &'static str, entry: &str| Refusal { rule, entry: entry.to_string(), target: lower.clone() };
         if let Some(g) = self.deny_hosts.iter().find(|g| g.matcher.is_match(&path)) {
             return Err(refuse("deny_hosts", &g.text));
         }

@@ -3,7 +3,7 @@
 //! `[network] resolver`) by default; a given `server` must pass the
 //! target policy like any other probe target.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::proto::rr::RecordType as HRecordType;
@@ -100,7 +100,7 @@ impl Prober {
             self.policy.check_ip(server.ip()).map_err(|r| r.to_error("the DNS server"))?;
         }
         let name: Name = match &q.name {
-            Host::Ip(ip) => Name::from(IpAddr::from(*ip)),
+            Host::Ip(ip) => Name::from(*ip),
             Host::Name(n) => {
                 self.policy.check_name(n).map_err(|r| r.to_error("the name looked up"))?;
                 Name::from_ascii(format!("{n}.")).map_err(|e| {
@@ -114,7 +114,8 @@ impl Prober {
         for rt in &q.types {
             let t0 = Instant::now();
             let res = tokio::time::timeout(q.timeout, resolver.lookup(name.clone(), rt.hickory())).await;
-            let mut a = Answer { record_type: *rt, records: vec![], truncated: false, error: None, message: None, ms: 0.0 };
+            let mut a =
+                Answer { record_type: *rt, records: vec![], truncated: false, error: None, message: None, ms: 0.0 };
             match res {
                 Err(_) => {
                     a.error = Some("timeout".into());
@@ -122,17 +123,19 @@ impl Prober {
                 }
                 Ok(Err(e)) => {
                     let kind = match e.kind() {
-                        ResolveErrorKind::Proto(p) if p.is_no_records_found() => {
-                            match p.kind() {
-                                hickory_resolver::proto::ProtoErrorKind::NoRecordsFound { response_code, .. }
-                                    if *response_code == hickory_resolver::proto::op::ResponseCode::NXDomain =>
-                                {
-                                    "nxdomain"
-                                }
-                                _ => "no_records",
+                        ResolveErrorKind::Proto(p) if p.is_no_records_found() => match p.kind() {
+                            hickory_resolver::proto::ProtoErrorKind::NoRecordsFound { response_code, .. }
+                                if *response_code == hickory_resolver::proto::op::ResponseCode::NXDomain =>
+                            {
+                                "nxdomain"
                             }
+                            _ => "no_records",
+                        },
+                        ResolveErrorKind::Proto(p)
+                            if p.is_busy() || matches!(p.kind(), hickory_resolver::proto::ProtoErrorKind::Timeout) =>
+                        {
+                            "timeout"
                         }
-                        ResolveErrorKind::Proto(p) if p.is_busy() || matches!(p.kind(), hickory_resolver::proto::ProtoErrorKind::Timeout) => "timeout",
                         _ => "error",
                     };
                     a.error = Some(kind.into());

@@ -212,7 +212,10 @@ mod tests {
         te.extend_from_slice(&[0x80, 0x00, 0x82, 0x9b, 0, 8, 0, 0]);
         let m = parse(SocketKind::IcmpDatagram, false, &te, "10.0.0.9".parse().unwrap()).unwrap();
         let q = m.quoted.unwrap();
-        assert_eq!((q.protocol, q.dst, u16::from_be_bytes([q.l4[2], q.l4[3]])), (17, "192.0.2.5".parse().unwrap(), 33435));
+        assert_eq!(
+            (q.protocol, q.dst, u16::from_be_bytes([q.l4[2], q.l4[3]])),
+            (17, "192.0.2.5".parse().unwrap(), 33435)
+        );
         // Truncated packets parse to nothing, never panic.
         for n in 0..te.len() {
             let _ = parse(SocketKind::IcmpRaw, false, &te[..n], "10.0.0.9".parse().unwrap());

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::icmp::{self, SocketKind};
-use super::{ProgressSink, Prober, ms};
+use super::{Prober, ProgressSink, ms};
 use crate::host::net::target::Host;
 use crate::mcp::{ErrorCategory, ToolError};
 
@@ -110,7 +110,7 @@ pub fn check_bounds(count: u32, interval_ms: u64, timeout_ms: u64) -> Result<(),
             "give interval_ms within the range",
         ));
     }
-    let total = u64::from(count).checked_mul(interval_ms.max(timeout_ms)).unwrap_or(u64::MAX);
+    let total = u64::from(count).saturating_mul(interval_ms.max(timeout_ms));
     if total > MAX_PING_TOTAL_MS {
         return Err(ToolError::invalid_input(
             format!("count x max(interval_ms, timeout_ms) = {total} ms exceeds {MAX_PING_TOTAL_MS} ms"),
@@ -256,7 +256,9 @@ impl Prober {
     async fn tcp_once(&self, ip: IpAddr, port: u16, seq: u32, timeout: Duration) -> Reply {
         let t0 = Instant::now();
         match self.connect(ip, port, timeout).await {
-            Ok(_) => Reply { seq, rtt_ms: Some(ms(t0.elapsed())), from: Some(ip.to_string()), note: Some("open".into()) },
+            Ok(_) => {
+                Reply { seq, rtt_ms: Some(ms(t0.elapsed())), from: Some(ip.to_string()), note: Some("open".into()) }
+            }
             Err(e) if e.kind == "refused" => {
                 Reply { seq, rtt_ms: Some(ms(t0.elapsed())), from: Some(ip.to_string()), note: Some("refused".into()) }
             }

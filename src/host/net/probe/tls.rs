@@ -168,9 +168,7 @@ where
                 "is this port speaking TLS?",
             )
         })?
-        .map_err(|e| {
-            ToolError::unavailable(format!("the TLS handshake failed: {e}"), "is this port speaking TLS?")
-        })?;
+        .map_err(|e| ToolError::unavailable(format!("the TLS handshake failed: {e}"), "is this port speaking TLS?"))?;
     let (_, conn) = tls.get_ref();
     let mut info = TlsInfo {
         protocol: conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),

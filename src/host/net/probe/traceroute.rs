@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::icmp::{self, IcmpSocket, SocketKind};
-use super::{ProgressSink, Prober, ms};
+use super::{Prober, ProgressSink, ms};
 use crate::host::net::target::Host;
 use crate::mcp::{ErrorCategory, ToolError};
 
@@ -79,7 +79,10 @@ pub struct Traceroute {
 
 pub fn check_bounds(max_hops: u32, probes: u32, timeout_ms: u64) -> Result<(), ToolError> {
     if !(1..=MAX_HOPS).contains(&max_hops) {
-        return Err(ToolError::invalid_input(format!("max_hops must be 1-{MAX_HOPS}, got {max_hops}"), "ask for fewer hops"));
+        return Err(ToolError::invalid_input(
+            format!("max_hops must be 1-{MAX_HOPS}, got {max_hops}"),
+            "ask for fewer hops",
+        ));
     }
     if !(1..=MAX_PROBES_PER_HOP).contains(&probes) {
         return Err(ToolError::invalid_input(
@@ -198,7 +201,8 @@ impl Prober {
             }
         }
         let deadline = t0 + timeout;
-        let (exceeded, unreach, reply) = if s.v6 { (3u8, 1u8, icmp::ECHO_REPLY_V6) } else { (11u8, 3u8, icmp::ECHO_REPLY_V4) };
+        let (exceeded, unreach, reply) =
+            if s.v6 { (3u8, 1u8, icmp::ECHO_REPLY_V6) } else { (11u8, 3u8, icmp::ECHO_REPLY_V4) };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Some((m, at)) = icmp::recv(s, left).await.map_err(io_err("ICMP receive"))? else {
@@ -207,7 +211,10 @@ impl Prober {
             let rtt = Some(ms(at - t0));
             let from = Some(m.from.to_string());
             // Echo reply: ours when id/seq match (datagram sockets: seq).
-            if udp.is_none() && m.icmp_type == reply && m.seq == seq && (s.kind == SocketKind::IcmpDatagram || m.id == id)
+            if udp.is_none()
+                && m.icmp_type == reply
+                && m.seq == seq
+                && (s.kind == SocketKind::IcmpDatagram || m.id == id)
             {
                 return Ok((Probe { rtt_ms: rtt, from }, true));
             }

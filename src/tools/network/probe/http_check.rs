@@ -13,8 +13,10 @@ use crate::tools::TailopsServer;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub enum HttpMethod {
     #[default]
-    GET,
-    HEAD,
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "HEAD")]
+    Head,
 }
 
 /// `http_check` arguments.
@@ -58,7 +60,7 @@ impl TailopsServer {
         }
         let q = HttpCheck {
             url: input.url,
-            head: input.method == HttpMethod::HEAD,
+            head: input.method == HttpMethod::Head,
             follow_redirects: input.follow_redirects,
             max_redirects,
             timeout: step_timeout(input.timeout_ms, "timeout_ms")?,

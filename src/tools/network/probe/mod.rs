@@ -17,7 +17,7 @@ use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::service::Peer;
 
 use crate::auth::scopes::Scope;
-use crate::host::net::probe::{ProgressSink, Prober};
+use crate::host::net::probe::{Prober, ProgressSink};
 use crate::mcp::ToolSpec;
 use crate::tools::TailopsServer;
 

@@ -6,8 +6,8 @@ use rmcp::{RoleServer, tool, tool_router};
 use serde::Deserialize;
 
 use super::McpProgress;
-use crate::host::net::probe::traceroute::{DEFAULT_MAX_HOPS, TraceMethod, Traceroute, TracerouteOutput, check_bounds};
 use crate::host::net::probe::step_timeout;
+use crate::host::net::probe::traceroute::{DEFAULT_MAX_HOPS, TraceMethod, Traceroute, TracerouteOutput, check_bounds};
 use crate::host::net::target::parse_host;
 use crate::mcp::ToolError;
 use crate::tools::TailopsServer;
@@ -50,7 +50,13 @@ impl TailopsServer {
         let timeout_ms = input.timeout_ms.unwrap_or(DEFAULT_PROBE_TIMEOUT_MS);
         let timeout = step_timeout(Some(timeout_ms), "timeout_ms")?;
         check_bounds(max_hops, probes, timeout_ms)?;
-        let q = Traceroute { host: parse_host(&input.host)?, method: input.method, max_hops, probes_per_hop: probes, timeout };
+        let q = Traceroute {
+            host: parse_host(&input.host)?,
+            method: input.method,
+            max_hops,
+            probes_per_hop: probes,
+            timeout,
+        };
         let progress = ctx.meta.get_progress_token().map(|token| McpProgress { token, peer: &ctx.peer });
         self.prober().traceroute(q, &ctx.ct, progress.as_ref()).await.map(Json)
     }
