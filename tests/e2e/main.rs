@@ -15,6 +15,7 @@ mod files_search;
 mod files_write;
 mod identity;
 mod mcp;
+mod net_probe;
 mod oauth;
 mod ops;
 mod redaction;

@@ -33,8 +33,10 @@ pub const ALL_TOOLS: &[&str] = &[
     "container_unpause",
     "cpu_usage",
     "disk_usage",
+    "dns_lookup",
     "docker_info",
     "failed_units",
+    "http_check",
     "image_inspect",
     "image_list",
     "image_pull",
@@ -44,6 +46,7 @@ pub const ALL_TOOLS: &[&str] = &[
     "memory_usage",
     "metrics_history",
     "network_list",
+    "ping",
     "pressure",
     "process_info",
     "process_list",
@@ -58,7 +61,9 @@ pub const ALL_TOOLS: &[&str] = &[
     "service_status",
     "service_stop",
     "system_overview",
+    "tcp_check",
     "timer_list",
+    "traceroute",
     "volume_list",
     "whoami",
 ];
@@ -82,6 +87,11 @@ pub const VIEWER_HIDDEN: &[&str] = &[
     "service_stop",
     "service_restart",
     "service_reload",
+    "dns_lookup",
+    "tcp_check",
+    "http_check",
+    "ping",
+    "traceroute",
 ];
 
 /// Tools an operator does not see (admin, audit).

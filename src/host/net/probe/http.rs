@@ -144,7 +144,14 @@ pub fn parse_url(url: &str) -> Result<Target, ToolError> {
 
 /// Where a `Location` points, relative to `base`.
 pub fn resolve_location(base: &Target, location: &str) -> Result<Target, ToolError> {
-    if location.starts_with("http://") || location.starts_with("https://") {
+    // `scheme:` (RFC 3986: a letter, then letters, digits, + - .) makes
+    // it absolute; parse_url refuses schemes other than http(s).
+    let scheme_len = location.find(':').filter(|&i| {
+        let s = &location[..i];
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if scheme_len.is_some() {
         return parse_url(location);
     }
     if let Some(rest) = location.strip_prefix("//") {
@@ -348,5 +355,8 @@ mod tests {
         assert_eq!(resolve_location(&base, "//b.test/r").unwrap().url(), "http://b.test/r");
         assert_eq!(resolve_location(&base, "https://c.test/").unwrap().url(), "https://c.test/");
         assert!(resolve_location(&base, "gopher://c.test/").is_err());
+        assert!(resolve_location(&base, "file:/etc/passwd").is_err());
+        assert_eq!(resolve_location(&base, "a:b/").ok().map(|t| t.url()), None);
+        assert_eq!(resolve_location(&base, "./a:b").unwrap().url(), "http://a.test:8080/x/./a:b");
     }
 }
