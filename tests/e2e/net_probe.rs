@@ -65,7 +65,7 @@ while True:
             ans.append(rr("all.test", A, socket.inet_aton("127.0.0.1")))
     elif qname == "_http._tcp.all.test" and qtype == SRV:
         ans = [rr(qname, SRV, struct.pack(">HHH", 1, 2, 8080) + name("all.test"))]
-    elif qname == "1.0.0.127.in-addr.arpa" and qtype == PTR:
+    elif qname == "7.2.0.192.in-addr.arpa" and qtype == PTR:
         ans = [rr(qname, PTR, name("all.test"))]
     elif qname == "ok.test" and qtype == A:
         ans = [rr(qname, A, socket.inet_aton("127.0.0.1"))]
@@ -403,7 +403,7 @@ async fn probes_and_target_policy() {
     assert_eq!(o["answers"][0]["records"][0]["record_type"], "CNAME", "{o}");
     let o = out(&call(&mut c, "dns_lookup", json!({"name": "_http._tcp.all.test", "types": ["SRV"]})).await);
     assert!(data(&o, 0).contains("8080") && data(&o, 0).contains("all.test"), "{o}");
-    let o = out(&call(&mut c, "dns_lookup", json!({"name": "127.0.0.1"})).await);
+    let o = out(&call(&mut c, "dns_lookup", json!({"name": "192.0.2.7"})).await);
     assert_eq!(o["answers"][0]["record_type"], "PTR", "{o}");
     assert!(data(&o, 0).contains("all.test"), "{o}");
     let o = out(&call(&mut c, "dns_lookup", json!({"name": "nx.test"})).await);

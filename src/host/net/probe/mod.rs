@@ -161,7 +161,8 @@ impl Prober {
     /// server: `[network] resolver`, else the system's. No cache: each
     /// lookup asks (so what was checked is what was just answered).
     pub fn resolver(&self, server: Option<SocketAddr>, timeout: Duration) -> Result<TokioResolver, ToolError> {
-        let (config, mut opts) = match server.or(self.resolver) {
+        let chosen = server.or(self.resolver);
+        let (config, mut opts) = match chosen {
             Some(addr) => (
                 ResolverConfig::from_parts(
                     None,
@@ -178,6 +179,11 @@ impl Prober {
             })?,
         };
         opts.cache_size = 0;
+        if chosen.is_some() {
+            // A chosen server answers alone: /etc/hosts is the system
+            // resolver's business.
+            opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+        }
         opts.timeout = timeout;
         opts.attempts = 1;
         let mut b = TokioResolver::builder_with_config(config, TokioConnectionProvider::default());
