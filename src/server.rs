@@ -258,7 +258,7 @@ async fn run_tailnet(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<(
     };
     let info = node.info().clone();
     // Probes refuse this node's own IPs and dial tailnet targets through it.
-    p.host.net_probe.set_node(node.clone());
+    p.host.net_probe.set_node(Arc::new(ProbeDialer(node.clone())));
     let listener = match node.listen(&format!(":{}", cfg.port)) {
         Ok(l) => l,
         Err(e) => {
@@ -427,4 +427,20 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating state dir {}", dir.display()))
+}
+
+/// The node as the network probes dial it (host knows no tailnet).
+struct ProbeDialer(Node);
+
+impl crate::host::net::probe::TailnetDialer for ProbeDialer {
+    fn own_ips(&self) -> Vec<std::net::IpAddr> {
+        self.0.info().ips.clone()
+    }
+    fn dial(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<tokio::net::UnixStream>> + Send + '_>> {
+        Box::pin(async move { self.0.dial(&addr.to_string(), timeout).await.map_err(std::io::Error::other) })
+    }
 }

@@ -8,9 +8,6 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// Most entries in each of `allow`, `deny`, `allow_hosts`, `deny_hosts`.
-pub const MAX_POLICY_ENTRIES: usize = 256;
-
 /// `[network]` settings.
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -39,8 +36,18 @@ pub struct NetworkConfig {
 }
 
 impl NetworkConfig {
+    /// The target policy's lists.
+    pub fn lists(&self) -> super::target::Lists<'_> {
+        super::target::Lists {
+            allow: &self.allow,
+            deny: &self.deny,
+            allow_hosts: &self.allow_hosts,
+            deny_hosts: &self.deny_hosts,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
-        super::target::TargetPolicy::new(self, &[]).map(|_| ())?;
+        super::target::TargetPolicy::new(self.lists(), &[]).map(|_| ())?;
         if let Some(path) = &self.ca_file {
             super::probe::tls::load_ca_file(path)?;
         }

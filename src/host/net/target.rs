@@ -26,8 +26,19 @@ use globset::{GlobBuilder, GlobMatcher};
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::config::{MAX_POLICY_ENTRIES, NetworkConfig};
 use crate::mcp::{ErrorCategory, ToolError};
+
+/// Most entries in each of `allow`, `deny`, `allow_hosts`, `deny_hosts`.
+pub const MAX_POLICY_ENTRIES: usize = 256;
+
+/// The policy's lists as configured (`[network]`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lists<'a> {
+    pub allow: &'a [String],
+    pub deny: &'a [String],
+    pub allow_hosts: &'a [String],
+    pub deny_hosts: &'a [String],
+}
 
 /// Longest host name (RFC 1035: 253 characters without the final dot).
 pub const MAX_HOST_NAME_LEN: usize = 253;
@@ -152,12 +163,12 @@ pub fn is_tailnet(ip: IpAddr) -> bool {
 
 impl TargetPolicy {
     /// Compiles `[network]`; `own` are this node's tailnet IPs (if known).
-    pub fn new(cfg: &NetworkConfig, own: &[IpAddr]) -> Result<Self, String> {
+    pub fn new(cfg: Lists<'_>, own: &[IpAddr]) -> Result<Self, String> {
         Ok(Self {
-            allow: rules(&cfg.allow, "allow")?,
-            deny: rules(&cfg.deny, "deny")?,
-            allow_hosts: globs(&cfg.allow_hosts, "allow_hosts")?,
-            deny_hosts: globs(&cfg.deny_hosts, "deny_hosts")?,
+            allow: rules(cfg.allow, "allow")?,
+            deny: rules(cfg.deny, "deny")?,
+            allow_hosts: globs(cfg.allow_hosts, "allow_hosts")?,
+            deny_hosts: globs(cfg.deny_hosts, "deny_hosts")?,
             metadata: builtin(METADATA),
             link_local: builtin(LINK_LOCAL),
             loopback: builtin(LOOPBACK),
@@ -288,13 +299,14 @@ pub fn parse_host(s: &str) -> Result<Host, ToolError> {
 mod tests {
     use super::*;
 
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
     fn policy(allow: &[&str], deny: &[&str]) -> TargetPolicy {
-        let cfg = NetworkConfig {
-            allow: allow.iter().map(|s| s.to_string()).collect(),
-            deny: deny.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        TargetPolicy::new(&cfg, &["100.64.0.7".parse().unwrap(), "fd7a:115c:a1e0::7".parse().unwrap()]).unwrap()
+        let (allow, deny) = (strings(allow), strings(deny));
+        let own = ["100.64.0.7".parse().unwrap(), "fd7a:115c:a1e0::7".parse().unwrap()];
+        TargetPolicy::new(Lists { allow: &allow, deny: &deny, ..Default::default() }, &own).unwrap()
     }
 
     fn rule(p: &TargetPolicy, ip: &str) -> &'static str {
@@ -367,7 +379,7 @@ mod tests {
 
     #[test]
     fn own_ips_set_later() {
-        let p = TargetPolicy::new(&NetworkConfig::default(), &[]).unwrap();
+        let p = TargetPolicy::new(Lists::default(), &[]).unwrap();
         assert!(p.check_ip("100.70.0.1".parse().unwrap()).is_ok());
         p.set_own_ips(&["100.70.0.1".parse().unwrap()]);
         assert_eq!(p.check_ip("100.70.0.1".parse().unwrap()).unwrap_err().rule, "own_tailnet_ip");
@@ -375,12 +387,10 @@ mod tests {
 
     #[test]
     fn host_globs_stop_at_dots() {
-        let cfg = NetworkConfig {
-            allow_hosts: vec!["*.example.com".into(), "ok.test".into()],
-            deny_hosts: vec!["bad.example.com".into()],
-            ..Default::default()
-        };
-        let p = TargetPolicy::new(&cfg, &[]).unwrap();
+        let (allow_hosts, deny_hosts) = (strings(&["*.example.com", "ok.test"]), strings(&["bad.example.com"]));
+        let p =
+            TargetPolicy::new(Lists { allow_hosts: &allow_hosts, deny_hosts: &deny_hosts, ..Default::default() }, &[])
+                .unwrap();
         assert!(p.check_name("a.example.com").is_ok());
         assert!(p.check_name("A.Example.COM.").is_ok());
         assert!(p.check_name("ok.test").is_ok());
@@ -388,18 +398,21 @@ mod tests {
         assert_eq!(p.check_name("example.com").unwrap_err().rule, "allow_hosts");
         assert_eq!(p.check_name("bad.example.com").unwrap_err().rule, "deny_hosts");
         // Empty allow_hosts: any name.
-        assert!(TargetPolicy::new(&NetworkConfig::default(), &[]).unwrap().check_name("anything.test").is_ok());
+        assert!(TargetPolicy::new(Lists::default(), &[]).unwrap().check_name("anything.test").is_ok());
     }
 
     #[test]
     fn bad_config_is_refused_with_the_field() {
-        let bad = |cfg: NetworkConfig| TargetPolicy::new(&cfg, &[]).err().unwrap_or_default();
-        assert!(bad(NetworkConfig { allow: vec!["10.0.0.0/33".into()], ..Default::default() }).starts_with("allow:"));
-        assert!(bad(NetworkConfig { deny: vec!["nope".into()], ..Default::default() }).starts_with("deny:"));
-        assert!(bad(NetworkConfig { deny_hosts: vec!["[".into()], ..Default::default() }).starts_with("deny_hosts:"));
-        let at = |n| NetworkConfig { deny: vec!["10.0.0.0/8".into(); n], ..Default::default() };
-        assert!(TargetPolicy::new(&at(MAX_POLICY_ENTRIES), &[]).is_ok());
-        assert!(TargetPolicy::new(&at(MAX_POLICY_ENTRIES + 1), &[]).is_err());
+        let bad = |l: Lists<'_>| TargetPolicy::new(l, &[]).err().unwrap_or_default();
+        let v = strings(&["10.0.0.0/33"]);
+        assert!(bad(Lists { allow: &v, ..Default::default() }).starts_with("allow:"));
+        let v = strings(&["nope"]);
+        assert!(bad(Lists { deny: &v, ..Default::default() }).starts_with("deny:"));
+        let v = strings(&["["]);
+        assert!(bad(Lists { deny_hosts: &v, ..Default::default() }).starts_with("deny_hosts:"));
+        let at = |n| vec!["10.0.0.0/8".to_string(); n];
+        assert!(TargetPolicy::new(Lists { deny: &at(MAX_POLICY_ENTRIES), ..Default::default() }, &[]).is_ok());
+        assert!(TargetPolicy::new(Lists { deny: &at(MAX_POLICY_ENTRIES + 1), ..Default::default() }, &[]).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod tls;
 pub mod traceroute;
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,19 @@ use tokio_util::either::Either;
 use super::config::NetworkConfig;
 use super::target::{Host, TargetPolicy, canonical, is_tailnet};
 use crate::mcp::{ErrorCategory, ToolError};
-use crate::tailnet::Node;
+
+/// The embedded tailnet node as the probes see it (implemented by the
+/// composition root over `tailnet::Node`: host knows no tailnet).
+pub trait TailnetDialer: Send + Sync {
+    /// This node's tailnet IPs (refused as targets).
+    fn own_ips(&self) -> Vec<IpAddr>;
+    /// Opens a TCP connection over the tailnet to a checked address.
+    fn dial(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<UnixStream>> + Send + '_>>;
+}
 
 /// Longest time limit a probe accepts for one step (a connect, a lookup,
 /// one reply), milliseconds.
@@ -59,7 +72,7 @@ pub struct Prober {
     pub policy: TargetPolicy,
     resolver: Option<SocketAddr>,
     roots: Arc<tokio_rustls::rustls::RootCertStore>,
-    node: OnceLock<Node>,
+    node: OnceLock<Arc<dyn TailnetDialer>>,
 }
 
 /// How a target was reached.
@@ -143,7 +156,7 @@ impl ConnectError {
 impl Prober {
     pub fn new(cfg: &NetworkConfig) -> Result<Self, String> {
         Ok(Self {
-            policy: TargetPolicy::new(cfg, &[])?,
+            policy: TargetPolicy::new(cfg.lists(), &[])?,
             resolver: cfg.resolver,
             roots: Arc::new(tls::roots(cfg.ca_file.as_deref())?),
             node: OnceLock::new(),
@@ -152,8 +165,8 @@ impl Prober {
 
     /// The node tailops serves on: its IPs join the policy's refused
     /// addresses and tailnet targets are dialed through it.
-    pub fn set_node(&self, node: Node) {
-        self.policy.set_own_ips(&node.info().ips);
+    pub fn set_node(&self, node: Arc<dyn TailnetDialer>) {
+        self.policy.set_own_ips(&node.own_ips());
         let _ = self.node.set(node);
     }
 
@@ -236,7 +249,7 @@ impl Prober {
         if is_tailnet(ip)
             && let Some(node) = self.node.get()
         {
-            let s = tokio::time::timeout(timeout, node.dial(&addr.to_string(), timeout))
+            let s = tokio::time::timeout(timeout, node.dial(addr, timeout))
                 .await
                 .map_err(|_| ConnectError::timeout(addr, timeout))?
                 .map_err(|e| ConnectError { addr, kind: "error", message: e.to_string(), limit: timeout })?;
