@@ -82,6 +82,8 @@ pub struct Config {
     pub systemd: crate::host::systemd::SystemdConfig,
     /// Prometheus service discovery (`/sd`).
     pub sd: SdConfig,
+    /// `[network]`: the target policy of the network probes.
+    pub network: crate::host::net::config::NetworkConfig,
 }
 
 /// `[sd]`: what `GET /sd` (Prometheus `http_sd_configs`) lists.
@@ -216,6 +218,7 @@ impl Default for Config {
             files: Default::default(),
             systemd: Default::default(),
             sd: SdConfig::default(),
+            network: Default::default(),
         }
     }
 }
@@ -414,6 +417,7 @@ impl Config {
         self.docker.validate().map_err(|message| ConfigError::Invalid { field: "docker", message })?;
         self.files.validate().map_err(|message| ConfigError::Invalid { field: "files", message })?;
         self.systemd.validate().map_err(|message| ConfigError::Invalid { field: "systemd", message })?;
+        self.network.validate().map_err(|message| ConfigError::Invalid { field: "network", message })?;
         if self.oauth.enabled {
             let mut o = self.oauth.clone();
             if o.resource.is_empty() {

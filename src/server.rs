@@ -118,6 +118,9 @@ pub async fn run_with_reload(
         systemd: Systemd::new(&cfg.systemd),
         journal: Journal::new(cfg.systemd.journal_dir.as_deref()),
         net: Default::default(),
+        net_probe: Arc::new(
+            crate::host::net::probe::Prober::new(&cfg.network).map_err(|e| anyhow::anyhow!("[network]: {e}"))?,
+        ),
     });
     let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()), reload };
     let result = match mode.clone() {
@@ -264,6 +267,8 @@ async fn run_tailnet(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<(
     };
     let info = node.info().clone();
     p.host.net.tailnet.set(Arc::new(NodeAccess(node.clone())));
+    // Probes refuse this node's own IPs and dial tailnet targets through it.
+    p.host.net_probe.set_node(Arc::new(ProbeDialer(node.clone())));
     let listener = match node.listen(&format!(":{}", cfg.port)) {
         Ok(l) => l,
         Err(e) => {
@@ -466,4 +471,20 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating state dir {}", dir.display()))
+}
+
+/// The node as the network probes dial it (host knows no tailnet).
+struct ProbeDialer(Node);
+
+impl crate::host::net::probe::TailnetDialer for ProbeDialer {
+    fn own_ips(&self) -> Vec<std::net::IpAddr> {
+        self.0.info().ips.clone()
+    }
+    fn dial(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<tokio::net::UnixStream>> + Send + '_>> {
+        Box::pin(async move { self.0.dial(&addr.to_string(), timeout).await.map_err(std::io::Error::other) })
+    }
 }

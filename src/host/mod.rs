@@ -28,6 +28,8 @@ pub struct Host {
     pub journal: journal::Journal,
     /// Network: the tailnet node for the network tools, once it is up.
     pub net: net::Net,
+    /// Outbound probes and their target policy (`[network]`).
+    pub net_probe: Arc<net::probe::Prober>,
 }
 
 impl Host {

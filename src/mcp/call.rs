@@ -89,6 +89,9 @@ where
     if let Some(result) = audited_output(&resp) {
         detail.insert("result".into(), result);
     }
+    if let Some(message) = error_message(&resp) {
+        detail.insert("message".into(), json!(message));
+    }
     let ev = Event {
         args,
         duration_ms: Some(u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX)),
@@ -109,6 +112,14 @@ fn audited_output(resp: &Result<CallToolResponse, ErrorData>) -> Option<Value> {
     let v = r.structured_content.as_ref()?.get(AUDIT_OUTPUT_KEY)?;
     let bytes = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
     Some(if bytes <= MAX_AUDIT_OUTPUT_BYTES { v.clone() } else { json!({ "truncated": true, "bytes": bytes }) })
+}
+
+/// A failed call's error message, for the audit record's `detail.message`
+/// (why a call failed — e.g. the target-policy rule that refused a probe —
+/// is part of what the log must say; redacted like every detail).
+fn error_message(resp: &Result<CallToolResponse, ErrorData>) -> Option<String> {
+    let Ok(CallToolResponse::Complete(r)) = resp else { return None };
+    ToolError::from_result(r).map(|e| e.message)
 }
 
 /// The `tool_call` audit record of an admitted call that ended with
@@ -239,7 +250,9 @@ mod tests {
         assert_eq!(audited_output(&ok(json!({"summary": "s", "audit": small.clone()}))), Some(small));
         assert_eq!(audited_output(&ok(json!({"summary": "s"}))), None);
         let err = ToolError::invalid_input("no", "").to_result();
-        assert_eq!(audited_output(&Ok(err.into())), None);
+        assert_eq!(audited_output(&Ok(err.clone().into())), None);
+        assert_eq!(error_message(&Ok(err.into())).as_deref(), Some("no"));
+        assert_eq!(error_message(&ok(json!({"summary": "s"}))), None);
         // At the cap as is; one byte over: a stub.
         let at = |n: usize| json!({"audit": "x".repeat(n - 2)});
         assert_eq!(

@@ -60,6 +60,9 @@ pub enum ErrorCategory {
     Unavailable,
     /// It took longer than the limit.
     Timeout,
+    /// A configured policy refuses the target (the network target policy:
+    /// the message names the rule), whatever the caller's scopes.
+    Forbidden,
     /// A bug or an unexpected condition on the server.
     Internal,
 }
@@ -73,6 +76,7 @@ impl ErrorCategory {
             ErrorCategory::Conflict => "conflict",
             ErrorCategory::Unavailable => "unavailable",
             ErrorCategory::Timeout => "timeout",
+            ErrorCategory::Forbidden => "forbidden",
             ErrorCategory::Internal => "internal",
         }
     }

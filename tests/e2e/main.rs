@@ -16,6 +16,7 @@ mod files_search;
 mod files_write;
 mod identity;
 mod mcp;
+mod net_probe;
 mod network;
 mod oauth;
 mod ops;

@@ -33,8 +33,10 @@ pub const ALL_TOOLS: &[&str] = &[
     "container_unpause",
     "cpu_usage",
     "disk_usage",
+    "dns_lookup",
     "docker_info",
     "failed_units",
+    "http_check",
     "image_inspect",
     "image_list",
     "image_pull",
@@ -47,6 +49,7 @@ pub const ALL_TOOLS: &[&str] = &[
     "net_connections",
     "net_interfaces",
     "network_list",
+    "ping",
     "pressure",
     "process_info",
     "process_list",
@@ -63,7 +66,9 @@ pub const ALL_TOOLS: &[&str] = &[
     "system_overview",
     "tailnet_ping",
     "tailnet_status",
+    "tcp_check",
     "timer_list",
+    "traceroute",
     "volume_list",
     "whoami",
 ];
@@ -88,6 +93,11 @@ pub const VIEWER_HIDDEN: &[&str] = &[
     "service_restart",
     "service_reload",
     "tailnet_ping",
+    "dns_lookup",
+    "tcp_check",
+    "http_check",
+    "ping",
+    "traceroute",
 ];
 
 /// Tools an operator does not see (admin, audit).

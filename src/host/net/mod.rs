@@ -9,12 +9,19 @@
 //!   composition root implements (the layer rule keeps `host` from naming
 //!   the `tailnet` layer).
 //!
+//! - [`target`]: the target policy (SSRF guard) every outbound probe
+//!   passes, configured by `[network]` ([`config`]).
+//! - [`probe`]: the outbound probes (DNS, TCP/TLS, HTTP, ping, traceroute).
+//!
 //! Bandwidth comes from the sampler's history (`host::sampler`), not from
 //! here.
 
+pub mod config;
 pub mod interfaces;
+pub mod probe;
 pub mod sockets;
 pub mod tailnet;
+pub mod target;
 
 /// The network domain's shared state, one per process.
 #[derive(Default)]

@@ -4,7 +4,9 @@
 //! Read (`network:read`): `net_interfaces`, `net_bandwidth`,
 //! `net_connections`, `tailnet_status`. Probe (`network:probe`):
 //! `tailnet_ping` (a disco/TSMP ping through the embedded node, to tailnet
-//! peers only).
+//! peers only) and, in [`probe`], the outbound probes `dns_lookup`,
+//! `tcp_check`, `http_check`, `ping`, `traceroute`, every one behind the
+//! target policy (`host::net::target`).
 
 use rmcp::handler::server::router::tool::ToolRouter;
 
@@ -14,6 +16,7 @@ use crate::tools::TailopsServer;
 
 mod connections;
 mod interfaces;
+pub mod probe;
 mod tailnet;
 
 pub use connections::{ConnectionsInput, ConnectionsOutput};
@@ -29,7 +32,7 @@ pub(crate) const fn probe(name: &'static str) -> ToolSpec {
 
 /// Every network tool's spec.
 pub fn specs() -> Vec<ToolSpec> {
-    [interfaces::SPECS, connections::SPECS, tailnet::SPECS].concat()
+    [interfaces::SPECS, connections::SPECS, tailnet::SPECS, probe::SPECS].concat()
 }
 
 /// Every network tool's router.
@@ -37,6 +40,7 @@ pub fn router() -> ToolRouter<TailopsServer> {
     TailopsServer::net_interfaces_router()
         + TailopsServer::net_connections_router()
         + TailopsServer::net_tailnet_router()
+        + probe::router()
 }
 
 /// Page offset from a cursor this server issued (`o:N`).
