@@ -383,6 +383,11 @@ impl Docker {
     }
 }
 
+/// Percent to two decimals, as the rest of the stats row.
+fn round2(p: f64) -> f64 {
+    (p * 100.0).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,9 +402,4 @@ mod tests {
             assert!(shown_label_filter(shown).is_ok(), "{shown}");
         }
     }
-}
-
-/// Percent to two decimals, as the rest of the stats row.
-fn round2(p: f64) -> f64 {
-    (p * 100.0).round() / 100.0
 }
