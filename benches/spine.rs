@@ -18,7 +18,6 @@
 //! share the machine's cores.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[path = "reference/rmcp_axum.rs"]
