@@ -5,8 +5,9 @@
 //! 200 for lists, N/10 for stats). A test-owned dockerd (Debian docker.io)
 //! runs 20 busybox containers (`--network none`); tailops serves over
 //! dev-listen. Baselines: `GET /containers/json` and
-//! `GET /containers/{id}/stats?stream=false` (all 20, concurrently) straight
-//! to the daemon's unix socket with hyper, and the `docker ps` CLI.
+//! `GET /containers/{id}/stats?stream=false`, one-shot and two-sample (all
+//! 20, concurrently) straight to the daemon's unix socket with hyper, and
+//! the `docker ps` CLI.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -94,14 +95,40 @@ fn main() {
         row("`docker ps` CLI (baseline, incl. process start)", &mut t);
 
         let stats_n = (n / 10).max(5);
+        // The first call has no kept CPU readings: two one-shot readings
+        // per container, `CPU_FIRST_WINDOW` apart.
+        let t0 = Instant::now();
+        let r = c.call("container_stats", json!({})).await;
+        let mut first = vec![t0.elapsed()];
+        assert!(!r.is_tool_error(), "{}", r.body);
+        row(&format!("tools/call container_stats (all {RUNNING}), first call"), &mut first);
         let mut t = Vec::new();
         for _ in 0..stats_n {
             let t0 = Instant::now();
             let r = c.call("container_stats", json!({})).await;
             t.push(t0.elapsed());
             assert!(!r.is_tool_error(), "{}", r.body);
+            let rows = r.structured()["containers"].as_array().map(Vec::len).unwrap_or(0);
+            assert_eq!(rows, RUNNING, "{}", r.body);
         }
-        row(&format!("tools/call container_stats (all {RUNNING})"), &mut t);
+        row(&format!("tools/call container_stats (all {RUNNING}), later calls"), &mut t);
+        let mut t = Vec::new();
+        for _ in 0..stats_n {
+            let t0 = Instant::now();
+            let futs: Vec<_> = ids
+                .iter()
+                .map(|id| {
+                    let sock = d.sock.clone();
+                    let path = format!("/containers/{id}/stats?stream=false&one-shot=true");
+                    tokio::spawn(async move { engine_get(&sock, &path).await })
+                })
+                .collect();
+            for f in futs {
+                f.await.expect("stats");
+            }
+            t.push(t0.elapsed());
+        }
+        row(&format!("Engine API stats?stream=false&one-shot=true × {RUNNING}, concurrent (baseline)"), &mut t);
         let mut t = Vec::new();
         for _ in 0..stats_n {
             let t0 = Instant::now();

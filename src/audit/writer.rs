@@ -403,7 +403,8 @@ impl Writer {
     /// error the file is closed, the partial line removed if possible, and
     /// `seq`/`prev` do not advance.
     fn append(&mut self, ev: &Event, ts: &str) -> io::Result<(u64, String)> {
-        let (line, _) = self.build_line(ev, ts)?;
+        let (line, hash) = self.build_line(ev, ts)?;
+        let seq_built = self.next_seq;
         if self.size > 0 && self.size + line.len() as u64 + 1 > self.cfg.max_bytes {
             match self.rotate() {
                 Ok(from) => {
@@ -420,7 +421,10 @@ impl Writer {
                 }
             }
         }
-        let written = self.write_record(ev, ts)?;
+        // The line built above is still the next one unless a rotation
+        // record went first (then seq and prev moved on: build it again).
+        let written =
+            if self.next_seq == seq_built { self.write_built(ev, line, hash)? } else { self.write_record(ev, ts)? };
         self.sync_if_due(false)?;
         Ok(written)
     }
@@ -429,6 +433,12 @@ impl Writer {
     /// journal; returns its `(seq, hash)`.
     fn write_record(&mut self, ev: &Event, ts: &str) -> io::Result<(u64, String)> {
         let (line, hash) = self.build_line(ev, ts)?;
+        self.write_built(ev, line, hash)
+    }
+
+    /// Writes a line [`Self::build_line`] made for `ev` at the current
+    /// sequence number, and copies it to the journal.
+    fn write_built(&mut self, ev: &Event, line: Vec<u8>, hash: String) -> io::Result<(u64, String)> {
         let seq = self.next_seq;
         let prev = self.prev.clone();
         self.write_line(line, hash.clone())?;

@@ -475,6 +475,36 @@ async fn stats_and_exec() {
     assert!(e["hint"].as_str().is_some_and(|h| h.contains("exec_enabled")), "{e}");
 }
 
+/// `container_stats` reads one-shot stats (no 2 s wait in the daemon) and
+/// computes CPU % from the previous reading it kept: over a window that
+/// contains dockerd's own two-sample window, the figures agree within 5
+/// points for a container held at half a core by its CFS quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_cpu_percent_matches_dockers_two_sample_figure() {
+    let d = Dockerd::start();
+    let img = "tailops-test/busybox:cpu";
+    d.busybox_image(img, &[]);
+    let (_s, addr, _t) = serve(&config("viewer", &d, ""));
+    let mut c = client(addr).await;
+    d.run(&["--name", "tl-cpu", "--cpus", "0.5"], img, &["sh", "-c", "while true; do :; done"]);
+    // First call: no kept reading, so two readings a short interval apart.
+    let first = ok(&mut c, "container_stats", json!({"container": "tl-cpu"})).await;
+    assert!(first["containers"][0]["cpu_percent"].as_f64().is_some(), "{first}");
+    for _ in 0..3 {
+        // dockerd's figure: its own two samples ~1 s apart, inside our window.
+        let theirs = d.docker(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", "tl-cpu"]);
+        let theirs: f64 = theirs.trim().trim_end_matches('%').parse().expect("docker stats CPU %");
+        let ours = ok(&mut c, "container_stats", json!({"container": "tl-cpu"})).await;
+        let ours = ours["containers"][0]["cpu_percent"].as_f64().expect("cpu_percent");
+        assert!((ours - theirs).abs() <= 5.0, "tailops {ours}% vs dockerd {theirs}%");
+        assert!(ours > 20.0, "a busy loop capped at half a core: {ours}%");
+    }
+    // Every running container at once uses (and refreshes) the same readings.
+    let all = ok(&mut c, "container_stats", json!({})).await;
+    assert_eq!(names(&all, "containers"), ["tl-cpu"], "{all}");
+    assert!(all["containers"][0]["cpu_percent"].as_f64().is_some_and(|p| p > 20.0), "{all}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_dry_run_lists_then_real_run_removes() {
     let d = Dockerd::start();

@@ -32,6 +32,8 @@ struct Inner {
     connecting: tokio::sync::Mutex<()>,
     /// Until when calls fail fast after a timeout.
     hung_until: Mutex<Option<Instant>>,
+    /// The last CPU reading per container (`container_stats` one-shot).
+    readings: super::cpu::Readings,
 }
 
 #[derive(Clone)]
@@ -61,8 +63,13 @@ impl Docker {
                 conn: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
                 hung_until: Mutex::new(None),
+                readings: super::cpu::Readings::default(),
             }),
         }
+    }
+
+    pub(super) fn readings(&self) -> &super::cpu::Readings {
+        &self.inner.readings
     }
 
     pub(super) fn cfg(&self) -> &DockerConfig {

@@ -2,7 +2,7 @@
 //! `container_stats`, `container_top`.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::Instant;
 
 use bollard::models as m;
 use bollard::query_parameters as qp;
@@ -10,6 +10,7 @@ use futures::StreamExt;
 
 use super::client::{Conn, Docker};
 use super::convert::{COMPOSE_PROJECT, container_row, name_of, ns_secs, short_id, state_view, stats_row};
+use super::cpu::{CPU_FIRST_WINDOW, Cpu, Reading};
 use super::limits::{MAX_ENTRIES, MAX_STATS_CONTAINERS, MAX_TOP_PROCESSES, STATS_CONCURRENCY};
 use super::page::{Page, paginate};
 use super::redact::{redact_argv, redact_env, redact_labels, redact_line};
@@ -233,14 +234,45 @@ impl Docker {
         })
     }
 
-    async fn one_stats(&self, c: &Conn, id: &str, name: &str) -> Result<StatsRow, ToolError> {
-        let opts = qp::StatsOptions { stream: false, one_shot: false };
+    /// One one-shot stats reading (no 2 s wait for the daemon's second sample).
+    async fn stats_once(&self, c: &Conn, id: &str, name: &str) -> Result<m::ContainerStatsResponse, ToolError> {
+        let opts = qp::StatsOptions { stream: false, one_shot: true };
         let mut s = c.api.stats(id, Some(opts));
-        // Without one_shot the daemon takes two samples ~1 s apart.
-        let limit = self.timeout() + Duration::from_secs(2);
-        match self.run(c, limit, async { s.next().await.transpose() }).await? {
-            Some(v) => Ok(stats_row(&v, name)),
+        match self.run(c, self.timeout(), async { s.next().await.transpose() }).await? {
+            Some(v) => Ok(v),
             None => Err(ToolError::unavailable(format!("no stats for {name}"), "retry")),
+        }
+    }
+
+    /// A container's usage from a one-shot reading; CPU % against the kept
+    /// previous reading, or against a second reading [`CPU_FIRST_WINDOW`]
+    /// later when none is usable (see [`super::cpu`]).
+    async fn one_stats(&self, c: &Conn, id: &str, name: &str) -> Result<StatsRow, ToolError> {
+        let v = self.stats_once(c, id, name).await?;
+        let mut row = stats_row(&v, name);
+        if row.cpu_percent.is_some() {
+            // A daemon that ignores one-shot sent its own previous sample.
+            return Ok(row);
+        }
+        let Some(first) = Reading::of(&v, Instant::now()) else {
+            return Ok(row);
+        };
+        match self.readings().observe(id, first) {
+            Cpu::Percent(p) => {
+                row.cpu_percent = Some(round2(p));
+                Ok(row)
+            }
+            Cpu::NeedSecond => {
+                tokio::time::sleep(CPU_FIRST_WINDOW).await;
+                let v = self.stats_once(c, id, name).await?;
+                let mut row = stats_row(&v, name);
+                if row.cpu_percent.is_none()
+                    && let Some(second) = Reading::of(&v, Instant::now())
+                {
+                    row.cpu_percent = self.readings().pair(id, &first, second).map(round2);
+                }
+                Ok(row)
+            }
         }
     }
 
@@ -275,6 +307,8 @@ impl Docker {
             .take(MAX_STATS_CONTAINERS)
             .map(|s| (s.id.clone().unwrap_or_default(), container_row(s).name))
             .collect();
+        let live: Vec<&str> = list.iter().filter_map(|s| s.id.as_deref()).collect();
+        self.readings().retain(&live);
         let results: Vec<(String, Result<StatsRow, ToolError>)> = futures::stream::iter(targets)
             .map(|(id, name)| {
                 let c = c.clone();
@@ -347,6 +381,11 @@ impl Docker {
             truncated,
         })
     }
+}
+
+/// Percent to two decimals, as the rest of the stats row.
+fn round2(p: f64) -> f64 {
+    (p * 100.0).round() / 100.0
 }
 
 #[cfg(test)]

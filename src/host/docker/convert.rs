@@ -149,7 +149,8 @@ pub(super) fn stats_row(s: &m::ContainerStatsResponse, fallback_name: &str) -> S
     let cpu = s.cpu_stats.as_ref();
     let pre = s.precpu_stats.as_ref();
     let total = |c: Option<&m::ContainerCpuStats>| c.and_then(|c| c.cpu_usage.as_ref()).and_then(|u| u.total_usage);
-    let system = |c: Option<&m::ContainerCpuStats>| c.and_then(|c| c.system_cpu_usage);
+    // A one-shot reply's `precpu_stats` is empty (zeros): no figure from it.
+    let system = |c: Option<&m::ContainerCpuStats>| c.and_then(|c| c.system_cpu_usage).filter(|s| *s > 0);
     let cpu_percent = match (total(cpu), total(pre), system(cpu), system(pre)) {
         (Some(t1), Some(t0), Some(s1), Some(s0)) if s1 > s0 && t1 >= t0 => {
             let cores = cpu

@@ -13,9 +13,8 @@ pub const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Most log bytes read from the daemon in one call.
 pub const MAX_LOG_SCAN_BYTES: usize = 32 * 1024 * 1024;
 /// Containers sampled by one `container_stats` call, and how many at once.
-/// A one-shot stats request takes the daemon ≈2 s (it waits for a second
-/// CPU reading), so the call costs ≈2 s per wave of `STATS_CONCURRENCY`:
-/// 32 covers common hosts in one wave; 100 containers take 4 waves (≈8 s).
+/// Each is one one-shot reading (milliseconds), plus a second one
+/// `cpu::CPU_FIRST_WINDOW` later for a container with no kept reading.
 pub const MAX_STATS_CONTAINERS: usize = 100;
 pub const STATS_CONCURRENCY: usize = 32;
 /// Process rows returned by `container_top`.

@@ -23,6 +23,7 @@ mod client;
 mod config;
 mod containers;
 mod convert;
+pub mod cpu;
 mod exec;
 mod images;
 mod lifecycle;
