@@ -17,7 +17,7 @@ pub fn allowed_hosts(names: &[String], port: u16) -> Vec<String> {
         let n = n.to_ascii_lowercase();
         let bracketed = url_host(&n);
         out.push(format!("{bracketed}:{port}"));
-        if port == 80 {
+        if port == 80 || port == 443 {
             out.push(bracketed.clone());
         }
         out.push(n);
@@ -34,6 +34,11 @@ pub(super) fn allowed_origins(names: &[String], port: u16) -> Vec<String> {
         let host = url_host(n);
         out.push(format!("http://{host}:{port}"));
         out.push(format!("https://{host}:443"));
+        // A browser leaves the scheme's default port out of Origin.
+        out.push(format!("https://{host}"));
+        if port == 80 {
+            out.push(format!("http://{host}"));
+        }
     }
     out
 }
@@ -51,5 +56,22 @@ mod tests {
         let h = allowed_hosts(&["127.0.0.1".into()], 8080);
         assert!(h.contains(&"127.0.0.1:8080".to_string()));
         assert!(!h.contains(&"127.0.0.1:80".to_string()));
+    }
+
+    #[test]
+    fn https_port_allows_the_bare_name_and_the_https_origin() {
+        let names = ["ops.tailnet.test".to_string(), "fd7a::1".to_string()];
+        let h = allowed_hosts(&names, 443);
+        for want in ["ops.tailnet.test", "ops.tailnet.test:443", "[fd7a::1]", "[fd7a::1]:443"] {
+            assert!(h.contains(&want.to_string()), "{want}");
+        }
+        assert!(!h.contains(&"ops.tailnet.test:80".to_string()));
+        let o = allowed_origins(&names, 443);
+        assert!(o.contains(&"https://ops.tailnet.test".to_string()));
+        assert!(o.contains(&"https://[fd7a::1]".to_string()));
+        assert!(!o.contains(&"http://ops.tailnet.test".to_string()));
+        let o = allowed_origins(&names, 8080);
+        assert!(!o.contains(&"http://ops.tailnet.test".to_string()));
+        assert!(o.contains(&"http://ops.tailnet.test:8080".to_string()));
     }
 }

@@ -18,6 +18,7 @@ mod ffi;
 mod listener;
 mod log;
 mod node;
+mod service;
 pub mod signals;
 mod status;
 mod whois;

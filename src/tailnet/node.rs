@@ -152,7 +152,7 @@ impl Node {
         &self.info
     }
 
-    fn sd(&self) -> Result<ffi::Handle> {
+    pub(super) fn sd(&self) -> Result<ffi::Handle> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
