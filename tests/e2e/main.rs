@@ -18,6 +18,7 @@ mod identity;
 mod mcp;
 mod oauth;
 mod ops;
+mod reach;
 mod redaction;
 mod signal;
 mod spine;
