@@ -221,4 +221,96 @@ mod tests {
         h.append("x-forwarded-for", "100.64.0.8".parse().expect("value"));
         assert_eq!(forwarded_ip(&h), None);
     }
+
+    /// The whole router, with the `[local]` identity (no tailnet here) and
+    /// an `/echo-caps` route showing what reaches the handlers.
+    struct NoTools;
+    impl rmcp::ServerHandler for NoTools {}
+
+    async fn app(dir: &std::path::Path) -> axum::Router {
+        use crate::audit::{AuditConfig, AuditLog, FsyncMode, JournaldMode};
+        use crate::config::Config;
+        let audit_cfg = AuditConfig {
+            path: Some(dir.join("audit.jsonl")),
+            fsync: FsyncMode::Never,
+            journald: JournaldMode::Off,
+            ..AuditConfig::default()
+        };
+        let (audit, _task) = AuditLog::start(audit_cfg).await.expect("audit");
+        let spine = Arc::new(crate::mcp::Spine::new(Arc::new(Config::default()), audit, "test".into(), &[]));
+        let names = vec!["localhost".to_string()];
+        let health: super::super::DomainHealth = Arc::new(|| Box::pin(async { serde_json::Map::new() }));
+        let echo = axum::Router::new().route(
+            "/echo-caps",
+            axum::routing::get(|h: HeaderMap| async move {
+                h.get("tailscale-app-capabilities").and_then(|v| v.to_str().ok()).unwrap_or("<none>").to_string()
+            }),
+        );
+        super::super::router(
+            spine,
+            IdentitySource::Local,
+            None,
+            super::super::Endpoint { names: &names, port: 80 },
+            || NoTools,
+            health,
+            tokio_util::sync::CancellationToken::new(),
+            tokio_util::sync::CancellationToken::new(),
+            echo,
+        )
+    }
+
+    async fn get(app: axum::Router, path: &str, headers: &[(&str, &str)]) -> (StatusCode, String) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let mut b = axum::http::Request::builder().uri(path).header("host", "localhost");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let mut req = b.body(axum::body::Body::empty()).expect("request");
+        req.extensions_mut().insert(ConnInfo::new("127.0.0.1:40000".parse().expect("addr")));
+        let resp = app.oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn proxy_headers_reach_handlers_only_through_the_service_listener() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let node = app(dir.path()).await;
+        let service = node.clone().layer(axum::Extension(Via::Service));
+        let caps = r#"{"tailops.dev/cap/tailops":[{"roles":["admin"]}]}"#;
+        let sent = [("tailscale-app-capabilities", caps), ("x-forwarded-for", "100.64.0.9")];
+        // Node listener: the headers are the client's own, removed.
+        assert_eq!(get(node.clone(), "/echo-caps", &sent).await, (StatusCode::OK, "<none>".into()));
+        // Service listener: the proxy's, kept for the handlers.
+        assert_eq!(get(service.clone(), "/echo-caps", &sent).await, (StatusCode::OK, caps.into()));
+        // A proxy login naming someone else than the forwarded address's
+        // owner (here the [local] principal, no user) is refused; on the
+        // node listener the same header is ignored.
+        let login = [("tailscale-user-login", "alice@example.com"), ("x-forwarded-for", "100.64.0.9")];
+        let (status, body) = get(service, "/whoami", &login).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains("does not match"), "{body}");
+        assert_eq!(get(node, "/whoami", &login).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn service_requests_without_one_forwarded_address_are_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let node = app(dir.path()).await;
+        let service = node.clone().layer(axum::Extension(Via::Service));
+        for bad in
+            [&[][..], &[("x-forwarded-for", "not-an-ip")][..], &[("x-forwarded-for", "100.64.0.1, 100.64.0.2")][..]]
+        {
+            let (status, body) = get(service.clone(), "/whoami", bad).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{bad:?}: {body}");
+            assert!(body.contains("did not name the caller"), "{body}");
+        }
+        let (status, _) = get(service, "/whoami", &[("x-forwarded-for", "100.64.0.1")]).await;
+        assert_eq!(status, StatusCode::OK);
+        // The node listener never needs (or reads) X-Forwarded-For.
+        let (status, _) = get(node, "/whoami", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+    }
 }
