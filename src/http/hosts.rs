@@ -33,12 +33,10 @@ pub(super) fn allowed_origins(names: &[String], port: u16) -> Vec<String> {
     for n in names {
         let host = url_host(n);
         out.push(format!("http://{host}:{port}"));
+        // rmcp matches an Origin without port (`https://NAME`, as browsers
+        // send it) against the scheme's default port: `:443` covers it. A
+        // port-less entry would match any port.
         out.push(format!("https://{host}:443"));
-        // A browser leaves the scheme's default port out of Origin.
-        out.push(format!("https://{host}"));
-        if port == 80 {
-            out.push(format!("http://{host}"));
-        }
     }
     out
 }
@@ -67,11 +65,9 @@ mod tests {
         }
         assert!(!h.contains(&"ops.tailnet.test:80".to_string()));
         let o = allowed_origins(&names, 443);
-        assert!(o.contains(&"https://ops.tailnet.test".to_string()));
-        assert!(o.contains(&"https://[fd7a::1]".to_string()));
-        assert!(!o.contains(&"http://ops.tailnet.test".to_string()));
-        let o = allowed_origins(&names, 8080);
-        assert!(!o.contains(&"http://ops.tailnet.test".to_string()));
-        assert!(o.contains(&"http://ops.tailnet.test:8080".to_string()));
+        assert!(o.contains(&"https://ops.tailnet.test:443".to_string()));
+        assert!(o.contains(&"https://[fd7a::1]:443".to_string()));
+        // Every entry names its port (a port-less one would match any port).
+        assert!(o.iter().all(|x| x.rsplit(':').next().is_some_and(|p| p.parse::<u16>().is_ok())), "{o:?}");
     }
 }

@@ -84,3 +84,29 @@ fn https_without_a_tailnet_certificate_fails_with_the_fix() {
     assert!(log.contains("--https needs a MagicDNS TLS certificate"), "{log}");
     assert!(log.contains("serve without --https"), "{log}");
 }
+
+/// A tagged node registering a Service starts against headscale (tsnet
+/// advertises the Service and installs the serve proxy; headscale has no
+/// Services, so nothing routes to it): the Service's MagicDNS name and URL
+/// are logged and the node stops cleanly.
+#[test]
+fn register_as_service_on_a_tagged_node_starts_and_names_the_service() {
+    let hs = Headscale::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let key = hs.tagged_key("tag:tailops");
+    let mut sp = ServerProcess::start(ServeOpts {
+        hostname: "svc-tagged",
+        control_url: &hs.url,
+        state_dir: &tmp.path().join("state"),
+        auth_key: Some(&key),
+        tags: None,
+        ephemeral: true,
+        extra_args: vec!["--register-as-service".into(), "svc:tailops".into()],
+    });
+    let want = format!("tailops.{}", crate::support::headscale::BASE_DOMAIN);
+    // Logged before the readiness line `start` waited for.
+    let seen = sp.seen.iter().find(|v| v.get("service").is_some()).cloned().expect("service log line");
+    assert_eq!(seen["service"].as_str(), Some(want.as_str()), "{seen}");
+    assert_eq!(seen["url"].as_str(), Some(format!("http://{want}/mcp").as_str()), "{seen}");
+    assert!(sp.stop().success());
+}
