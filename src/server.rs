@@ -215,7 +215,11 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         sessions_stop.clone(),
         extra,
     );
-    let app = if site.extra.https { app.layer(axum::middleware::from_fn(http::tls::hsts)) } else { app };
+    let app = if site.extra.https {
+        app.layer(axum::middleware::from_fn(http::tls::hsts)).layer(axum::Extension(http::tls::Https))
+    } else {
+        app
+    };
     let redirect_app = http::tls::redirect_router(&site.names);
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
     tracing::info!(url = %site.url, "serving MCP");

@@ -12,6 +12,11 @@ use std::sync::Arc;
 /// then refuse plain HTTP to this name; MCP clients ignore it.
 pub const HSTS: &str = "max-age=31536000";
 
+/// Request extension: the request came over TLS (set by the server on the
+/// HTTPS listeners' router, never by a client), for URLs built per request.
+#[derive(Clone, Copy, Debug)]
+pub struct Https;
+
 /// Adds HSTS to every response.
 pub async fn hsts(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
