@@ -28,6 +28,28 @@ pub const CLIENT_SECRET_PREFIX: &str = "tskey-client-";
 const CLIENT_SECRET_NEEDS_TAGS: &str =
     "an OAuth client secret mints auth keys for tags only: set advertise_tags (--advertise-tags tag:tailops)";
 
+/// Tailnet port of the HTTPS listener (`https = true`).
+pub const HTTPS_PORT: u16 = 443;
+
+/// Checks a Tailscale Service name: `svc:` and one DNS label (1-63 of
+/// a-z, 0-9, '-', not starting or ending with '-'; lowercase, as the
+/// control plane stores it).
+pub fn check_service_name(name: &str) -> Result<(), String> {
+    let label = name.strip_prefix("svc:").unwrap_or("");
+    let ok = !label.is_empty()
+        && label.len() <= 63
+        && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !label.starts_with('-')
+        && !label.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a Tailscale Service name: svc: followed by a DNS label (1-63 of a-z, 0-9, '-', not starting or ending with '-'), e.g. svc:tailops"
+        ))
+    }
+}
+
 /// Upper bound of the connection timeouts (one day): longer is no bound at
 /// all, and `Instant + Duration` overflows (a panic) on absurd values.
 pub const MAX_CONN_TIMEOUT_SECS: u64 = 86_400;
@@ -54,6 +76,14 @@ pub struct Config {
     pub client_secret_file: Option<PathBuf>,
     /// Tailnet TCP port of the HTTP server.
     pub port: u16,
+    /// Serve HTTPS on tailnet port 443 with the node's MagicDNS certificate
+    /// (tsnet fetches it; the tailnet must offer certificates), `port`
+    /// answering only a redirect to it. Without a certificate the start fails.
+    pub https: bool,
+    /// Also host this Tailscale Service (`svc:NAME`, the node must be
+    /// tagged): callers reach TailOps by the Service's name through the
+    /// node's serve proxy. Unset = no Service.
+    pub register_as_service: Option<String>,
     /// Seconds to wait for the node to connect (interactive login included).
     pub up_timeout_secs: u64,
     /// Forward tailscale backend logs at debug level.
@@ -204,6 +234,8 @@ impl Default for Config {
             authkey_file: None,
             client_secret_file: None,
             port: 80,
+            https: false,
+            register_as_service: None,
             up_timeout_secs: 300,
             tailscale_verbose: false,
             capability: DEFAULT_CAPABILITY.into(),
@@ -254,6 +286,12 @@ pub struct Overrides {
     /// Tailnet TCP port for HTTP.
     #[arg(long, env = "TAILOPS_PORT")]
     pub port: Option<u16>,
+    /// Serve HTTPS on 443 with the MagicDNS certificate; --port redirects to it.
+    #[arg(long, env = "TAILOPS_HTTPS", num_args = 0..=1, default_missing_value = "true")]
+    pub https: Option<bool>,
+    /// Host the Tailscale Service svc:NAME too (needs a tagged node).
+    #[arg(long, env = "TAILOPS_REGISTER_AS_SERVICE")]
+    pub register_as_service: Option<String>,
     /// Forward tailscale's backend logs (at debug level).
     #[arg(long, env = "TAILOPS_TAILSCALE_VERBOSE", num_args = 0..=1, default_missing_value = "true")]
     pub tailscale_verbose: Option<bool>,
@@ -330,6 +368,12 @@ impl Config {
         if let Some(v) = o.tailscale_verbose {
             self.tailscale_verbose = v;
         }
+        if let Some(v) = o.https {
+            self.https = v;
+        }
+        if let Some(v) = o.register_as_service {
+            self.register_as_service = Some(v);
+        }
         if let Some(v) = o.read_only {
             self.read_only = v;
         }
@@ -374,6 +418,18 @@ impl Config {
         }
         if self.port == 0 {
             return Err(ConfigError::Invalid { field: "port", message: "must be 1-65535".into() });
+        }
+        if self.https && self.port == HTTPS_PORT {
+            return Err(ConfigError::Invalid {
+                field: "port",
+                message: format!(
+                    "with https, {HTTPS_PORT} serves HTTPS and `port` the redirect to it: choose another port (80)"
+                ),
+            });
+        }
+        if let Some(name) = &self.register_as_service {
+            check_service_name(name)
+                .map_err(|message| ConfigError::Invalid { field: "register_as_service", message })?;
         }
         if !self.capability.contains('/') || self.capability.starts_with('/') {
             return Err(ConfigError::Invalid {
@@ -749,5 +805,34 @@ mod tests {
         let err =
             Config::load(Some(Path::new("/nonexistent/tailops.toml")), Overrides::default()).expect_err("missing");
         assert!(matches!(err, ConfigError::Read { .. }));
+    }
+
+    #[test]
+    fn service_names_are_svc_and_one_dns_label() {
+        for ok in ["svc:tailops", "svc:a", "svc:ops-1", &format!("svc:{}", "a".repeat(63))] {
+            assert!(check_service_name(ok).is_ok(), "{ok}");
+        }
+        let long = format!("svc:{}", "a".repeat(64));
+        for bad in
+            ["tailops", "svc:", "svc:-ops", "svc:ops-", "svc:Ops", "svc:a.b", "svc:a b", "tag:ops", long.as_str()]
+        {
+            assert!(check_service_name(bad).is_err(), "{bad}");
+        }
+        let o = Overrides { register_as_service: Some("svc:x.y".into()), ..Default::default() };
+        let e = Config::load(None, o).expect_err("invalid service name");
+        assert!(e.to_string().contains("register_as_service"), "{e}");
+        let o = Overrides { register_as_service: Some("svc:ops".into()), ..Default::default() };
+        assert_eq!(Config::load(None, o).expect("valid").register_as_service.as_deref(), Some("svc:ops"));
+    }
+
+    #[test]
+    fn https_flag_and_its_port_rule() {
+        let cfg = Config::load(None, Overrides { https: Some(true), ..Default::default() }).expect("https");
+        assert!(cfg.https);
+        assert_eq!(cfg.port, 80);
+        let o = Overrides { https: Some(true), port: Some(HTTPS_PORT), ..Default::default() };
+        assert!(Config::load(None, o).expect_err("443 twice").to_string().contains("port"));
+        let o = Overrides { https: Some(false), port: Some(HTTPS_PORT), ..Default::default() };
+        assert!(Config::load(None, o).is_ok());
     }
 }

@@ -64,6 +64,8 @@ enum AuditCommand {
     },
 }
 
+// Parsed once per run: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Print an example config file: every key with its default and docs.

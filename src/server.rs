@@ -163,6 +163,20 @@ struct Site {
     label: String,
     /// How to reach the OAuth authorization server.
     connector: Arc<dyn Connector>,
+    /// More tailnet listeners served beside the main one.
+    extra: Extras,
+}
+
+/// Tailnet listeners beside the main one (tailnet mode only).
+#[derive(Default)]
+struct Extras {
+    /// `--https`: responses get HSTS.
+    https: bool,
+    /// `--https`: the plain-HTTP port, answering a redirect to HTTPS.
+    redirect: Option<crate::tailnet::Listener>,
+    /// `--register-as-service`: the serve proxy's listener (its identity
+    /// headers count there only).
+    service: Option<crate::tailnet::Listener>,
 }
 
 /// The HTTP modes' shared sequence: OAuth gate, spine, router, serve until
@@ -206,6 +220,12 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         sessions_stop.clone(),
         extra,
     );
+    let app = if site.extra.https {
+        app.layer(axum::middleware::from_fn(http::tls::hsts)).layer(axum::Extension(http::tls::Https))
+    } else {
+        app
+    };
+    let redirect_app = http::tls::redirect_router(&site.names);
     let housekeeping = spawn_housekeeping(spine, shutdown.clone());
     tracing::info!(url = %site.url, "serving MCP");
     crate::ops::notify::ready(&format!("serving {}", site.url));
@@ -215,7 +235,19 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         stopping.cancelled().await;
         crate::ops::notify::stopping();
     });
-    http::serve(listener, app, &p.cfg.limits, conn_counters, shutdown).await;
+    let service = site.extra.service.map(|l| {
+        let app = app.clone().layer(axum::Extension(http::identify::Via::Service));
+        http::serve(l, app, &p.cfg.limits, conn_counters.clone(), shutdown.clone())
+    });
+    let redirect = site
+        .extra
+        .redirect
+        .map(|l| http::serve(l, redirect_app, &p.cfg.limits, conn_counters.clone(), shutdown.clone()));
+    tokio::join!(
+        http::serve(listener, app, &p.cfg.limits, conn_counters, shutdown),
+        futures::future::OptionFuture::from(service),
+        futures::future::OptionFuture::from(redirect),
+    );
     sessions_stop.cancel();
     housekeeping.abort();
     if let Some(r) = reloader {
@@ -269,38 +301,46 @@ async fn run_tailnet(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<(
     p.host.net.tailnet.set(Arc::new(NodeAccess(node.clone())));
     // Probes refuse this node's own IPs and dial tailnet targets through it.
     p.host.net_probe.set_node(Arc::new(ProbeDialer(node.clone())));
-    let listener = match node.listen(&format!(":{}", cfg.port)) {
+    let listeners = match tailnet_listeners(cfg, &node).await {
         Ok(l) => l,
         Err(e) => {
             let _ = node.close().await;
-            return Err(e).context("listening on the tailnet");
+            return Err(e);
         }
     };
-    let url = if cfg.port == 80 {
-        format!("http://{}/mcp", info.dns_name)
-    } else {
-        format!("http://{}:{}/mcp", info.dns_name, cfg.port)
-    };
+    let (listener, extra, service_name) = listeners;
+    let port = if cfg.https { crate::config::HTTPS_PORT } else { cfg.port };
+    let url = mcp_url(cfg.https, &info.dns_name, port);
     let mut names = vec![info.dns_name.clone(), info.hostname.clone()];
     if let Some(short) = info.dns_name.split('.').next() {
         names.push(short.to_string());
     }
     names.extend(info.ips.iter().map(|ip| ip.to_string()));
-    lifecycle(&p.audit, "start", serde_json::json!({ "mode": "tailnet", "node": info.dns_name }));
+    if let Some(fqdn) = &service_name {
+        let fqdn = fqdn.trim_end_matches('.');
+        tracing::info!(service = %fqdn, url = %mcp_url(cfg.https, fqdn, port), "also serving as a Tailscale Service");
+        names.push(fqdn.to_string());
+    }
+    lifecycle(
+        &p.audit,
+        "start",
+        serde_json::json!({ "mode": "tailnet", "node": info.dns_name, "https": cfg.https, "service": service_name }),
+    );
     tracing::info!(
         dns_name = %info.dns_name,
         ips = ?info.ips,
-        port = cfg.port,
+        port,
         url = %url,
         "tailops is serving on the tailnet only"
     );
     let site = Site {
         identity: IdentitySource::Tailnet(node.clone()),
         names,
-        port: cfg.port,
+        port,
         url,
         label: info.dns_name.clone(),
         connector: Arc::new(TailnetConnector { node: node.clone(), suffix: info.magic_dns_suffix.clone() }),
+        extra,
     };
     let served = serve_http(p, listener, site, shutdown).await;
     let closed = node.close().await.context("closing the tailnet node");
@@ -337,6 +377,62 @@ impl crate::host::net::tailnet::TailnetAccess for NodeAccess {
     }
 }
 
+/// The MCP URL for a scheme, name and port (the scheme's default port left out).
+fn mcp_url(https: bool, name: &str, port: u16) -> String {
+    match (https, port) {
+        (true, crate::config::HTTPS_PORT) => format!("https://{name}/mcp"),
+        (true, _) => format!("https://{name}:{port}/mcp"),
+        (false, 80) => format!("http://{name}/mcp"),
+        (false, _) => format!("http://{name}:{port}/mcp"),
+    }
+}
+
+/// Why `--https` cannot start on a node without a certificate.
+pub const NO_CERT: &str = "--https needs a MagicDNS TLS certificate, but this tailnet offers none for this node (HTTPS certificates are off, or the control server, e.g. headscale, does not issue them): enable HTTPS in the tailnet's DNS settings, or serve without --https";
+/// Why `--register-as-service` cannot start on an untagged node.
+pub const UNTAGGED_SERVICE: &str = "--register-as-service needs a tagged node (Tailscale Services are hosted by tagged nodes only): start with --advertise-tags tag:NAME (or a tagged auth key) and allow that tag to host the Service";
+
+/// The main listener, the extra ones, and the Service's MagicDNS name.
+async fn tailnet_listeners(
+    cfg: &Config,
+    node: &Node,
+) -> anyhow::Result<(crate::tailnet::Listener, Extras, Option<String>)> {
+    let info = node.info();
+    if cfg.https && info.cert_domains.as_ref().is_none_or(Vec::is_empty) {
+        anyhow::bail!(NO_CERT);
+    }
+    if cfg.register_as_service.is_some() {
+        let st = node
+            .status(Duration::from_secs(cfg.limits.whois_timeout_secs))
+            .await
+            .context("reading this node's tags")?;
+        if st.self_node.as_ref().is_none_or(|s| s.tags.is_empty()) {
+            anyhow::bail!(UNTAGGED_SERVICE);
+        }
+    }
+    let (main, redirect) = if cfg.https {
+        let tls = node
+            .listen_tls(&format!(":{}", crate::config::HTTPS_PORT))
+            .context("listening for HTTPS on the tailnet")?;
+        (tls, Some(node.listen(&format!(":{}", cfg.port)).context("listening on the tailnet")?))
+    } else {
+        (node.listen(&format!(":{}", cfg.port)).context("listening on the tailnet")?, None)
+    };
+    let mut service_name = None;
+    let service = match &cfg.register_as_service {
+        Some(name) => {
+            let port = if cfg.https { crate::config::HTTPS_PORT } else { cfg.port };
+            let (l, fqdn) = node
+                .listen_service_caps(name, port, cfg.https, std::slice::from_ref(&cfg.capability))
+                .with_context(|| format!("hosting the Tailscale Service {name}"))?;
+            service_name = Some(fqdn);
+            Some(l)
+        }
+        None => None,
+    };
+    Ok((main, Extras { https: cfg.https, redirect, service }, service_name))
+}
+
 async fn run_dev(p: &Parts, addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
     if !addr.ip().is_loopback() {
         anyhow::bail!("--dev-listen only accepts a loopback address (127.0.0.1:PORT or [::1]:PORT), not {addr}");
@@ -356,6 +452,7 @@ async fn run_dev(p: &Parts, addr: SocketAddr, shutdown: CancellationToken) -> an
         url: format!("http://{local}/mcp"),
         label: format!("dev-listen {local}"),
         connector: Arc::new(TcpConnector),
+        extra: Extras::default(),
     };
     tracing::info!(url = %site.url, listen_addr = %local, "tailops dev server ready");
     let served = serve_http(p, listener, site, shutdown).await;

@@ -736,3 +736,40 @@ func tailscale_ping(sd C.int, ip, kind *C.char, timeoutMs C.int, out **C.char) C
 	}
 	return writeJSON(n, out, res)
 }
+
+// ---- reach: Tailscale Service with forwarded app capabilities ----
+
+// tailscale_listen_service_caps is tailscale_listen_service with
+// AcceptAppCaps: caps is a newline-separated list of app capability names
+// the serve proxy forwards (for every path, mount "/") in the
+// Tailscale-App-Capabilities header. An empty list forwards none.
+//
+//export tailscale_listen_service_caps
+func tailscale_listen_service_caps(sd C.int, name *C.char, port C.int, https C.int, caps *C.char, listenerOut *C.int, fqdnOut **C.char) C.int {
+	n := getNode(sd)
+	if n == nil {
+		return C.int(-int(syscall.EBADF))
+	}
+	if port <= 0 || port > 65535 {
+		return n.fail(fmt.Errorf("service port %d out of range", int(port)))
+	}
+	mode := tsnet.ServiceModeHTTP{Port: uint16(port), HTTPS: https != 0}
+	var list []string
+	for _, c := range strings.Split(C.GoString(caps), "\n") {
+		if c != "" {
+			list = append(list, c)
+		}
+	}
+	if len(list) > 0 {
+		mode.AcceptAppCaps = map[string][]string{"/": list}
+	}
+	ln, err := n.s.ListenService(C.GoString(name), mode)
+	if err != nil {
+		return n.fail(err)
+	}
+	if rc := handOver(n, ln, listenerOut); rc != 0 {
+		return rc
+	}
+	*fqdnOut = C.CString(ln.FQDN)
+	return 0
+}

@@ -58,6 +58,17 @@ unsafe extern "C" {
         listener_out: *mut c_int,
         fqdn_out: *mut *mut c_char,
     ) -> c_int;
+    /// `tailscale_listen_service` with AcceptAppCaps (reach): `caps` is a
+    /// newline-separated list of app capability names to forward.
+    pub fn tailscale_listen_service_caps(
+        sd: tailscale,
+        name: *const c_char,
+        port: c_int,
+        https: c_int,
+        caps: *const c_char,
+        listener_out: *mut c_int,
+        fqdn_out: *mut *mut c_char,
+    ) -> c_int;
     pub fn tailscale_dial(
         sd: tailscale,
         network: *const c_char,

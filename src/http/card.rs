@@ -24,21 +24,26 @@ pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2026-07-28"];
 const META: &str = "dev.tailops/auth";
 
 /// `GET /.well-known/mcp/server-card.json`.
-pub(super) async fn server_card(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(super) async fn server_card(
+    State(state): State<AppState>,
+    tls: Option<axum::Extension<super::tls::Https>>,
+    headers: HeaderMap,
+) -> Response {
     if !matches!(&*state.identity, IdentitySource::Tailnet(_)) {
         return error(StatusCode::NOT_FOUND, "not_found", "the server card is served on the tailnet only", "");
     }
     // The Host header already passed the allow-list (identify middleware).
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or(&state.spine.node_name).to_string();
     let oauth = state.oauth.as_ref().map(|o| (o.cfg.resource.as_str(), o.metadata_url.as_str()));
-    Json(card(&state.spine.node_name, &host, oauth)).into_response()
+    Json(card(&state.spine.node_name, &host, tls.is_some(), oauth)).into_response()
 }
 
-/// The card for node `node` (MagicDNS name) reached as `host`; `oauth` is
-/// the resource and its RFC 9728 metadata URL when OAuth is on.
-pub fn card(node: &str, host: &str, oauth: Option<(&str, &str)>) -> Value {
+/// The card for node `node` (MagicDNS name) reached as `host` (over TLS
+/// when `https`); `oauth` is the resource and its RFC 9728 metadata URL
+/// when OAuth is on.
+pub fn card(node: &str, host: &str, https: bool, oauth: Option<(&str, &str)>) -> Value {
     let reversed: Vec<&str> = node.split('.').filter(|p| !p.is_empty()).rev().collect();
-    let url = format!("http://{host}/mcp");
+    let url = format!("{}://{host}/mcp", if https { "https" } else { "http" });
     let mut auth = json!({
         "tailnet_identity": {
             "required": true,
@@ -75,11 +80,13 @@ mod tests {
 
     #[test]
     fn card_names_the_node_endpoint_and_auth() {
-        let c = card("ops1.tailnet.test", "ops1.tailnet.test", None);
+        let c = card("ops1.tailnet.test", "ops1.tailnet.test", false, None);
         assert_eq!(c["name"], "test.tailnet.ops1/tailops");
         assert_eq!(c["remotes"][0]["url"], "http://ops1.tailnet.test/mcp");
         assert_eq!(c["remotes"][0]["type"], "streamable-http");
         assert_eq!(c["_meta"][META]["oauth"]["required"], false);
         assert_eq!(c["_meta"][META]["tailnet_identity"]["required"], true);
+        let c = card("ops1.tailnet.test", "ops1.tailnet.test", true, None);
+        assert_eq!(c["remotes"][0]["url"], "https://ops1.tailnet.test/mcp");
     }
 }

@@ -17,7 +17,7 @@ pub fn allowed_hosts(names: &[String], port: u16) -> Vec<String> {
         let n = n.to_ascii_lowercase();
         let bracketed = url_host(&n);
         out.push(format!("{bracketed}:{port}"));
-        if port == 80 {
+        if port == 80 || port == 443 {
             out.push(bracketed.clone());
         }
         out.push(n);
@@ -33,6 +33,9 @@ pub(super) fn allowed_origins(names: &[String], port: u16) -> Vec<String> {
     for n in names {
         let host = url_host(n);
         out.push(format!("http://{host}:{port}"));
+        // rmcp matches an Origin without port (`https://NAME`, as browsers
+        // send it) against the scheme's default port: `:443` covers it. A
+        // port-less entry would match any port.
         out.push(format!("https://{host}:443"));
     }
     out
@@ -51,5 +54,20 @@ mod tests {
         let h = allowed_hosts(&["127.0.0.1".into()], 8080);
         assert!(h.contains(&"127.0.0.1:8080".to_string()));
         assert!(!h.contains(&"127.0.0.1:80".to_string()));
+    }
+
+    #[test]
+    fn https_port_allows_the_bare_name_and_the_https_origin() {
+        let names = ["ops.tailnet.test".to_string(), "fd7a::1".to_string()];
+        let h = allowed_hosts(&names, 443);
+        for want in ["ops.tailnet.test", "ops.tailnet.test:443", "[fd7a::1]", "[fd7a::1]:443"] {
+            assert!(h.contains(&want.to_string()), "{want}");
+        }
+        assert!(!h.contains(&"ops.tailnet.test:80".to_string()));
+        let o = allowed_origins(&names, 443);
+        assert!(o.contains(&"https://ops.tailnet.test:443".to_string()));
+        assert!(o.contains(&"https://[fd7a::1]:443".to_string()));
+        // Every entry names its port (a port-less one would match any port).
+        assert!(o.iter().all(|x| x.rsplit(':').next().is_some_and(|p| p.parse::<u16>().is_ok())), "{o:?}");
     }
 }

@@ -24,6 +24,7 @@ pub mod identify;
 pub mod oauth;
 pub mod probes;
 pub mod serve;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -139,7 +139,7 @@ pub(crate) fn close(sd: Handle) -> Result<()> {
 }
 
 /// Wraps an fd that the Go side handed to us (ownership transferred).
-fn own_fd(fd: c_int) -> OwnedFd {
+pub(crate) fn own_fd(fd: c_int) -> OwnedFd {
     // SAFETY: the Go side created this fd for us and keeps no reference to
     // this end of the socketpair; we are its only owner.
     unsafe { OwnedFd::from_raw_fd(fd) }

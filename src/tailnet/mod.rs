@@ -20,6 +20,7 @@ mod listener;
 mod log;
 mod node;
 mod ping;
+mod service;
 pub mod signals;
 mod status;
 mod whois;

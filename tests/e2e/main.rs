@@ -20,6 +20,7 @@ mod net_probe;
 mod network;
 mod oauth;
 mod ops;
+mod reach;
 mod redaction;
 mod signal;
 mod spine;
