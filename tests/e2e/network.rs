@@ -101,15 +101,32 @@ async fn connections_find_our_sockets_with_their_pid() {
     let out = ok(&mut c, "net_connections", json!({"protocol": "tcp", "port": uport})).await;
     assert_eq!(out["total"], 0, "{out}");
 
-    // Five more listeners, paged two at a time by pid: each once, in order.
-    let ls: Vec<TcpListener> = (0..5).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    let mut want: Vec<u64> = ls.iter().chain([&l]).map(|l| u64::from(l.local_addr().expect("a").port())).collect();
+    // Six listeners owned by a child process (this test process also holds
+    // the sockets of tests running beside it), paged two at a time by its
+    // pid: each once, in order.
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import socket,sys\nls=[socket.socket() for _ in range(6)]\n\
+             [l.bind(('127.0.0.1',0)) or l.listen() for l in ls]\n\
+             print(' '.join(str(l.getsockname()[1]) for l in ls),flush=True)\nsys.stdin.read()",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut line)
+        .expect("ports");
+    let mut want: Vec<u64> = line.split_whitespace().map(|p| p.parse().expect("port")).collect();
     want.sort_unstable();
+    assert_eq!(want.len(), 6, "{line}");
+    let owner = child.id();
     let mut got = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
-        let mut args = json!({"pid": me, "state": "LISTEN", "protocol": "tcp", "limit": 2});
+        let mut args = json!({"pid": owner, "state": "LISTEN", "protocol": "tcp", "limit": 2});
         if let Some(cur) = &cursor {
             args["cursor"] = json!(cur);
         }
@@ -127,6 +144,8 @@ async fn connections_find_our_sockets_with_their_pid() {
         }
     }
     assert_eq!((got, pages), (want, 3));
+    drop(child.stdin.take());
+    let _ = child.wait();
 
     // The server's own listener shows the server's pid.
     let out = ok(&mut c, "net_connections", json!({"port": addr.port(), "state": "LISTEN"})).await;
