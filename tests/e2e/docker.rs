@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::dockerd::{Dockerd, Registry, Silent};
-use crate::support::mcp::{Client, Via};
+use crate::support::mcp::{Client, Via, post_sse};
 use crate::support::server::ServerProcess;
 
 const RATE: &str = "[limits.rate]\ncalls_per_minute = 6000\nburst = 500\nwrites_per_minute = 6000\nwrite_burst = 500\n";
@@ -578,37 +578,6 @@ async fn prune_dry_run_lists_then_real_run_removes() {
     d.docker(&["volume", "rm", "tl-unlabelled"]);
 }
 
-/// POSTs one JSON-RPC request on a session and returns every SSE `data:`
-/// message (notifications and the response).
-async fn post_sse(addr: SocketAddr, session: String, body: Value) -> Vec<Value> {
-    use http_body_util::{BodyExt, Full};
-    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.set_nodelay(true).expect("nodelay");
-    let (mut tx, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s)).await.expect("handshake");
-    let driver = tokio::spawn(conn);
-    let req = hyper::Request::post("/mcp")
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", session.as_str())
-        .header("mcp-protocol-version", crate::support::mcp::PROTOCOL)
-        .body(Full::new(hyper::body::Bytes::from(body.to_string())))
-        .expect("request");
-    let res = tx.send_request(req).await.expect("response");
-    let bytes = tokio::time::timeout(Duration::from_secs(90), res.into_body().collect())
-        .await
-        .expect("body within 90 s")
-        .expect("body")
-        .to_bytes();
-    driver.abort();
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_with_progress_cancel_and_clean_failures() {
     let d = Dockerd::start();
@@ -637,10 +606,11 @@ async fn pull_with_progress_cancel_and_clean_failures() {
 
     let session = c.session.clone().expect("session");
     let msgs = post_sse(
-        addr,
+        Via::Tcp(addr),
         session.clone(),
         json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {
             "name": "image_pull", "arguments": {"image": reference}, "_meta": {"progressToken": "pull-41"}}}),
+        Duration::from_secs(90),
     )
     .await;
     let progress: Vec<&Value> = msgs.iter().filter(|m| m["method"] == "notifications/progress").collect();
@@ -682,9 +652,10 @@ async fn pull_with_progress_cancel_and_clean_failures() {
     // Cancelled by the client: the call ends at once.
     let hang = format!("{}/tailops-test/cancel:1", silent.addr);
     let call = tokio::spawn(post_sse(
-        addr,
+        Via::Tcp(addr),
         session.clone(),
         json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {"name": "image_pull", "arguments": {"image": hang}}}),
+        Duration::from_secs(90),
     ));
     tokio::time::sleep(Duration::from_millis(800)).await;
     let r = c.post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77, "reason": "test"}})).await;

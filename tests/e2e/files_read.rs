@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::support::files::client;
-use crate::support::mcp::{Client, PROTOCOL, Via, get, raw};
+use crate::support::mcp::{Client, PROTOCOL, Via, get, post_sse, raw};
 use crate::support::server::ServerProcess;
 
 const RATE: &str = "[limits.rate]\ncalls_per_minute = 6000\nburst = 500\nwrites_per_minute = 6000\nwrite_burst = 500\n";
@@ -263,33 +263,6 @@ async fn tail_of_a_2_gib_sparse_file_reads_only_its_end() {
     assert!(read < 8 * MIB as u64, "read {read}");
 }
 
-/// POSTs one JSON-RPC request on a session; every SSE `data:` message
-/// (notifications and the response).
-async fn post_sse(addr: SocketAddr, session: String, body: Value) -> Vec<Value> {
-    use http_body_util::{BodyExt, Full};
-    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.set_nodelay(true).expect("nodelay");
-    let (mut tx, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s)).await.expect("handshake");
-    let driver = tokio::spawn(conn);
-    let req = hyper::Request::post("/mcp")
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", session.as_str())
-        .header("mcp-protocol-version", PROTOCOL)
-        .body(Full::new(hyper::body::Bytes::from(body.to_string())))
-        .expect("request");
-    let res = tx.send_request(req).await.expect("response");
-    let bytes = tokio::time::timeout(Duration::from_secs(90), res.into_body().collect())
-        .await
-        .expect("body within 90 s")
-        .expect("body")
-        .to_bytes();
-    driver.abort();
-    sse_messages(&bytes)
-}
-
 fn sse_messages(bytes: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(bytes)
         .lines()
@@ -313,11 +286,12 @@ async fn follow_sends_lines_as_progress_through_truncation_and_rotation_and_stop
     let session = c.session.clone().expect("session");
 
     let call = tokio::spawn(post_sse(
-        addr,
+        Via::Tcp(addr),
         session.clone(),
         json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {
             "name": "file_tail", "arguments": {"path": "logs:app.log", "lines": 1, "follow_secs": 6},
             "_meta": {"progressToken": "tail-41"}}}),
+        Duration::from_secs(90),
     ));
     // The writer: appends, a secret, a half line completed later, a
     // truncation (copytruncate), then a rotation (rename + create).
@@ -380,10 +354,11 @@ async fn follow_sends_lines_as_progress_through_truncation_and_rotation_and_stop
 
     // Cancelled: the 30 s follow ends at once.
     let call = tokio::spawn(post_sse(
-        addr,
+        Via::Tcp(addr),
         session.clone(),
         json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
             "name": "file_tail", "arguments": {"path": "logs:app.log", "follow_secs": 30}}}),
+        Duration::from_secs(90),
     ));
     tokio::time::sleep(Duration::from_millis(800)).await;
     let r = c.post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77, "reason": "test"}})).await;

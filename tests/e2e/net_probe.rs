@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::support::files::{call, category, client};
+use crate::support::mcp::{Via, post_sse};
 use crate::support::server::ServerProcess;
 
 /// A DNS server on 127.0.0.1 (UDP): every record type for `all.test`,
@@ -448,11 +449,12 @@ async fn probes_and_target_policy() {
     // --- progress notifications of a long probe.
     let session = c.session.clone().expect("session");
     let msgs = post_sse(
-        addr,
+        Via::Tcp(addr),
         session,
         json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
             "name": "ping", "arguments": {"host": "127.0.0.1", "count": 3, "interval_ms": 200},
             "_meta": {"progressToken": "ping-77"}}}),
+        Duration::from_secs(60),
     )
     .await;
     let progress: Vec<f64> = msgs
@@ -618,34 +620,4 @@ async fn default_policy_refuses_loopback() {
     for m in [m1, m2, m3] {
         assert!(recs.iter().any(|r| r["error_category"] == "forbidden" && r["detail"]["message"] == m), "audited: {m}");
     }
-}
-
-/// POSTs one JSON-RPC message and returns every SSE `data:` message.
-async fn post_sse(addr: SocketAddr, session: String, body: Value) -> Vec<Value> {
-    use http_body_util::{BodyExt, Full};
-    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.set_nodelay(true).expect("nodelay");
-    let (mut tx, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s)).await.expect("handshake");
-    let driver = tokio::spawn(conn);
-    let req = hyper::Request::post("/mcp")
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", session.as_str())
-        .header("mcp-protocol-version", crate::support::mcp::PROTOCOL)
-        .body(Full::new(hyper::body::Bytes::from(body.to_string())))
-        .expect("request");
-    let res = tx.send_request(req).await.expect("response");
-    let bytes = tokio::time::timeout(Duration::from_secs(60), res.into_body().collect())
-        .await
-        .expect("body within 60 s")
-        .expect("body")
-        .to_bytes();
-    driver.abort();
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .collect()
 }

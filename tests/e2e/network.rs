@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support::client;
 use crate::support::headscale::{BASE_DOMAIN, Headscale};
-use crate::support::mcp::{Client, Via};
+use crate::support::mcp::{Client, Via, post_sse};
 use crate::support::server::{ServeOpts, ServerProcess};
 
 /// A dev server sampling every second, as a viewer (network:read only).
@@ -301,35 +301,6 @@ fn serve_opts<'a>(hs: &'a Headscale, hostname: &'a str, state: &'a std::path::Pa
     }
 }
 
-/// Every SSE message of one tools/call posted over the tailnet.
-async fn post_sse(node: &tailops::tailnet::Node, host: &str, session: &str, body: Value) -> Vec<Value> {
-    use http_body_util::{BodyExt, Full};
-    let s = client::dial_retry(node, &format!("{host}:80"), Duration::from_secs(30)).await;
-    let (mut tx, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s)).await.expect("handshake");
-    let driver = tokio::spawn(conn);
-    let req = hyper::Request::post("/mcp")
-        .header("host", host)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", crate::support::mcp::PROTOCOL)
-        .body(Full::new(hyper::body::Bytes::from(body.to_string())))
-        .expect("request");
-    let res = tx.send_request(req).await.expect("response");
-    let bytes = tokio::time::timeout(Duration::from_secs(90), res.into_body().collect())
-        .await
-        .expect("body within 90 s")
-        .expect("body")
-        .to_bytes();
-    driver.abort();
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .collect()
-}
-
 fn peer<'a>(st: &'a Value, name: &str) -> Option<&'a Value> {
     st["peers"].as_array().and_then(|p| p.iter().find(|x| x["name"] == name))
 }
@@ -436,12 +407,12 @@ async fn tailnet_status_and_ping_direct_and_relayed() {
     // Progress: one notification per ping, in order, for the token.
     let session = c.session.clone().expect("session");
     let msgs = post_sse(
-        &alice,
-        &server.dns_name,
-        &session,
+        Via::Tailnet(alice.clone(), server.dns_name.clone()),
+        session.clone(),
         json!({"jsonrpc": "2.0", "id": 51, "method": "tools/call",
         "params": {"name": "tailnet_ping", "arguments": {"target": r_ip, "count": 3, "interval_ms": 50},
         "_meta": {"progressToken": "ping-51"}}}),
+        Duration::from_secs(90),
     )
     .await;
     let prog: Vec<&Value> = msgs.iter().filter(|m| m["method"] == "notifications/progress").collect();
@@ -455,11 +426,11 @@ async fn tailnet_status_and_ping_direct_and_relayed() {
     let (n, h, s) = (alice.clone(), server.dns_name.clone(), session.clone());
     let call = tokio::spawn(async move {
         post_sse(
-            &n,
-            &h,
-            &s,
+            Via::Tailnet(n.clone(), h.clone()),
+            s.clone(),
             json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call",
             "params": {"name": "tailnet_ping", "arguments": {"target": "derponly", "count": 10, "interval_ms": 1000}}}),
+            Duration::from_secs(90),
         )
         .await
     });

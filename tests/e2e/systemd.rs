@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::files::client;
-use crate::support::mcp::{Client, Via};
+use crate::support::mcp::{Client, Via, post_sse};
 use crate::support::server::ServerProcess;
 use crate::support::systemd::SystemdBox;
 
@@ -273,36 +273,6 @@ async fn services_jobs_failures_deny_list_scopes_and_audit() {
     assert!(by("service_stop", "harmless").iter().any(|r| r["error_category"] == "permission_denied"), "{recs:?}");
 }
 
-/// Posts one request on its own connection and returns every SSE message.
-async fn post_sse(addr: SocketAddr, session: String, body: Value) -> Vec<Value> {
-    use http_body_util::{BodyExt, Full};
-    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.set_nodelay(true).expect("nodelay");
-    let (mut tx, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s)).await.expect("handshake");
-    let driver = tokio::spawn(conn);
-    let req = hyper::Request::post("/mcp")
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", session.as_str())
-        .header("mcp-protocol-version", crate::support::mcp::PROTOCOL)
-        .body(Full::new(hyper::body::Bytes::from(body.to_string())))
-        .expect("request");
-    let res = tx.send_request(req).await.expect("response");
-    let bytes = tokio::time::timeout(Duration::from_secs(90), res.into_body().collect())
-        .await
-        .expect("body within 90 s")
-        .expect("body")
-        .to_bytes();
-    driver.abort();
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journal_pages_120k_entries_by_cursor_greps_and_follows() {
     let b = SystemdBox::start(
@@ -389,11 +359,12 @@ async fn journal_pages_120k_entries_by_cursor_greps_and_follows() {
     ok(&mut c, "service_start", json!({"unit": "log-ticker"})).await;
     let session = c.session.clone().expect("session");
     let msgs = post_sse(
-        addr,
+        Via::Tcp(addr),
         session.clone(),
         json!({"jsonrpc": "2.0", "id": 51, "method": "tools/call", "params": {
             "name": "journal_tail", "arguments": {"unit": "log-ticker", "lines": 3, "follow_secs": 2},
             "_meta": {"progressToken": "tail-51"}}}),
+        Duration::from_secs(90),
     )
     .await;
     let progress: Vec<&Value> = msgs.iter().filter(|m| m["method"] == "notifications/progress").collect();
@@ -410,10 +381,11 @@ async fn journal_pages_120k_entries_by_cursor_greps_and_follows() {
 
     // Cancelled: the follow ends at once, not after its 30 s window.
     let call = tokio::spawn(post_sse(
-        addr,
+        Via::Tcp(addr),
         session.clone(),
         json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
             "name": "journal_tail", "arguments": {"unit": "log-ticker", "lines": 0, "follow_secs": 30}}}),
+        Duration::from_secs(90),
     ));
     tokio::time::sleep(Duration::from_millis(800)).await;
     let r = c.post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77, "reason": "test"}})).await;

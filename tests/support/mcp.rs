@@ -286,3 +286,49 @@ pub async fn read_reply(res: hyper::Response<hyper::body::Incoming>) -> Reply {
     };
     Reply { status, headers, body }
 }
+
+/// POSTs one JSON-RPC message on `session` (Host = the dial target) and
+/// returns every SSE `data:` message — progress notifications and the
+/// response —, waiting at most `within` for the body to end. Owned
+/// arguments, so a test can `tokio::spawn` it and cancel meanwhile.
+pub async fn post_sse(via: Via, session: String, body: Value, within: Duration) -> Vec<Value> {
+    match via {
+        Via::Tailnet(node, target) => {
+            let s = crate::support::client::dial_retry(&node, &format!("{target}:80"), Duration::from_secs(30)).await;
+            sse_exchange(s, &target, &session, body, within).await
+        }
+        Via::Tcp(addr) => {
+            let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            s.set_nodelay(true).expect("nodelay");
+            sse_exchange(s, &addr.to_string(), &session, body, within).await
+        }
+    }
+}
+
+async fn sse_exchange<S>(stream: S, host: &str, session: &str, body: Value, within: Duration) -> Vec<Value>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    let driver = tokio::spawn(conn);
+    let req = hyper::Request::post("/mcp")
+        .header("host", host)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", PROTOCOL)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    let res = tx.send_request(req).await.expect("response");
+    let bytes = tokio::time::timeout(within, res.into_body().collect())
+        .await
+        .unwrap_or_else(|_| panic!("body within {within:?}"))
+        .expect("body")
+        .to_bytes();
+    driver.abort();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .collect()
+}
