@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::dockerd::{Dockerd, Registry, Silent};
-use crate::support::mcp::{Client, Via, post_sse};
+use crate::support::mcp::{Via, client, fails, ok, post_sse};
 use crate::support::server::ServerProcess;
 
 const RATE: &str = "[limits.rate]\ncalls_per_minute = 6000\nburst = 500\nwrites_per_minute = 6000\nwrite_burst = 500\n";
@@ -25,28 +25,6 @@ fn serve(cfg: &str) -> (ServerProcess, SocketAddr, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tmp");
     let (s, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
     (s, addr, tmp)
-}
-
-async fn client(addr: SocketAddr) -> Client {
-    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
-    assert_eq!(c.initialize().await.status, 200);
-    c
-}
-
-async fn ok(c: &mut Client, tool: &str, args: Value) -> Value {
-    let r = c.call(tool, args.clone()).await;
-    assert_eq!(r.status, 200, "{tool} {args}: {}", r.body);
-    assert!(!r.is_tool_error(), "{tool} {args}: {}", r.body);
-    r.structured().clone()
-}
-
-/// The error of a call that must fail: (category, error object).
-async fn fails(c: &mut Client, tool: &str, args: Value) -> (String, Value) {
-    let r = c.call(tool, args.clone()).await;
-    assert!(r.is_tool_error(), "{tool} {args} should fail: {}", r.body);
-    let e = r.structured()["error"].clone();
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
-    (e["category"].as_str().unwrap_or_default().to_string(), e)
 }
 
 fn names(v: &Value, key: &str) -> Vec<String> {

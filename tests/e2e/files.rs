@@ -18,7 +18,7 @@ fn names(v: &Value) -> Vec<String> {
 async fn no_root_no_file_tools() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (mut server, addr) = files::start(tmp.path(), &files::config("\"admin\"", &[], ""));
-    let mut c = files::client(addr).await;
+    let mut c = crate::support::mcp::client(addr).await;
     let tools = c.tool_names().await;
     assert!(tools.iter().all(|t| !t.starts_with("file_")), "file tools offered without a root: {tools:?}");
     assert!(tools.iter().any(|t| t == "whoami"), "{tools:?}");
@@ -41,7 +41,7 @@ async fn roots_are_narrowed_per_caller() {
     ];
     let cfg = files::config_local("roles = [\"admin\"]\nfiles = { roots = [\"aa\"] }", &roots, "");
     let (mut server, addr) = files::start(tmp.path(), &cfg);
-    let mut c = files::client(addr).await;
+    let mut c = crate::support::mcp::client(addr).await;
     let r = call(&mut c, "file_roots", json!({})).await;
     let shown: Vec<&str> =
         r.structured()["roots"].as_array().expect("roots").iter().map(|r| r["name"].as_str().expect("n")).collect();
@@ -70,7 +70,7 @@ async fn listing_pages_sorts_descends_and_hides_secrets() {
     files::tree(&root, &refs);
     let spec = [RootSpec { name: "r", path: &root, mode: "read", extra: "" }];
     let (mut server, addr) = files::start(tmp.path(), &files::config("\"admin\"", &spec, ""));
-    let mut c = files::client(addr).await;
+    let mut c = crate::support::mcp::client(addr).await;
 
     // Pages of 10 cover every visible entry exactly once, in name order.
     let mut seen = Vec::new();
@@ -134,7 +134,7 @@ async fn stat_follows_inside_symlinks() {
     symlink("logs/app.log", root.join("current")).expect("symlink");
     let spec = [RootSpec { name: "r", path: &root, mode: "read", extra: "" }];
     let (mut server, addr) = files::start(tmp.path(), &files::config("\"viewer\"", &spec, ""));
-    let mut c = files::client(addr).await;
+    let mut c = crate::support::mcp::client(addr).await;
     let r = call(&mut c, "file_stat", at("r:current")).await;
     let v = r.structured();
     assert_eq!(v["entry"]["kind"], "file", "{}", r.body);

@@ -102,7 +102,7 @@ async fn attack_suite_nothing_escapes_nothing_changes_everything_audited() {
         RootSpec { name: "p", path: Path::new("/proc/1"), mode: "read", extra: "deny = []" },
     ];
     let (mut server, addr) = files::start(tmp.path(), &files::config("\"admin\"", &roots, ""));
-    let mut c = files::client(addr).await;
+    let mut c = crate::support::mcp::client(addr).await;
     let before = (files::snapshot(&root), files::snapshot(&outside));
     let long_name = "n".repeat(256);
     let long_path = {
@@ -168,7 +168,7 @@ async fn symlink_swapped_in_during_calls_never_escapes() {
     files::tree(&outside, &[("OUTSIDE-NAME-MARKER.txt", "x")]);
     let spec = [RootSpec { name: "r", path: &root, mode: "read", extra: "" }];
     let (mut server, addr) = files::start(tmp.path(), &files::config("\"admin\"", &spec, ""));
-    let mut c = files::client(addr).await;
+    let mut c = crate::support::mcp::client(addr).await;
     let stop = Arc::new(AtomicBool::new(false));
     let racer = {
         let (stop, root, outside) = (stop.clone(), root.clone(), outside.clone());
@@ -223,7 +223,7 @@ async fn root_replaced_after_start_is_unavailable() {
     files::tree(&root, &[("hello.txt", "hello")]);
     let spec = [RootSpec { name: "r", path: &root, mode: "read", extra: "" }];
     let (mut server, addr) = files::start(tmp.path(), &files::config("\"admin\"", &spec, ""));
-    let mut c = files::client(addr).await;
+    let mut c = crate::support::mcp::client(addr).await;
     assert!(category(&call(&mut c, "file_stat", json!({"path": "r:hello.txt"})).await).is_none());
     std::fs::rename(&root, tmp.path().join("moved")).expect("move root");
     symlink("/", &root).expect("replace root");

@@ -18,8 +18,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::support::files::client;
-use crate::support::mcp::{Client, PROTOCOL, Via, get, post_sse, raw};
+use crate::support::mcp::{Client, PROTOCOL, Via, client, fails, get, ok, post_sse, raw};
 use crate::support::server::ServerProcess;
 
 const RATE: &str = "[limits.rate]\ncalls_per_minute = 6000\nburst = 500\nwrites_per_minute = 6000\nwrite_burst = 500\n";
@@ -38,20 +37,6 @@ fn start(local: &str, roots: &[(&str, &Path, &str)]) -> (ServerProcess, SocketAd
     let tmp = tempfile::tempdir().expect("tmp");
     let (s, addr) = ServerProcess::start_dev(tmp.path(), &cfg, &[]);
     (s, addr, tmp)
-}
-
-async fn ok(c: &mut Client, tool: &str, args: Value) -> Value {
-    let r = c.call(tool, args.clone()).await;
-    assert_eq!(r.status, 200, "{tool} {args}: {}", r.body);
-    assert!(!r.is_tool_error(), "{tool} {args}: {}", r.body);
-    r.structured().clone()
-}
-
-async fn fails(c: &mut Client, tool: &str, args: Value) -> (String, Value) {
-    let r = c.call(tool, args.clone()).await;
-    assert!(r.is_tool_error(), "{tool} {args} should fail: {}", r.body);
-    let e = r.structured()["error"].clone();
-    (e["category"].as_str().unwrap_or_default().to_string(), e)
 }
 
 fn rchar(pid: u32) -> u64 {

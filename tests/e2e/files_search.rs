@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::files::client;
+use crate::support::mcp::client;
 use crate::support::mcp::{Client, Via};
 use crate::support::server::ServerProcess;
 

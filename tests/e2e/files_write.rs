@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::files::client;
 use crate::support::mcp::Client;
+use crate::support::mcp::client;
 use crate::support::server::ServerProcess;
 
 /// tailops' own limits, restated (a change there must show up here).

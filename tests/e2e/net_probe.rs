@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::support::files::{call, category, client};
-use crate::support::mcp::{Via, post_sse};
+use crate::support::files::{call, category};
+use crate::support::mcp::{Via, client, post_sse};
 use crate::support::server::ServerProcess;
 
 /// A DNS server on 127.0.0.1 (UDP): every record type for `all.test`,

@@ -5,14 +5,14 @@
 //! forced through DERP.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::support::client;
 use crate::support::headscale::{BASE_DOMAIN, Headscale};
-use crate::support::mcp::{Client, Via, post_sse};
+use crate::support::mcp::{Client, Via, client, fails, ok, post_sse};
 use crate::support::server::{ServeOpts, ServerProcess};
 
 /// A dev server sampling every second, as a viewer (network:read only).
@@ -21,28 +21,6 @@ const VIEWER: &str = "[local]\nname = \"net\"\nroles = [\"viewer\"]\n[sampler]\n
 /// The same as an admin (network:probe too).
 const ADMIN: &str = "[local]\nname = \"net\"\nroles = [\"admin\"]\n[sampler]\ninterval_secs = 1\n\
 [limits.rate]\ncalls_per_minute = 6000\nburst = 500\n";
-
-async fn client(addr: SocketAddr) -> Client {
-    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
-    assert_eq!(c.initialize().await.status, 200);
-    c
-}
-
-async fn ok(c: &mut Client, tool: &str, args: Value) -> Value {
-    let r = c.call(tool, args.clone()).await;
-    assert_eq!(r.status, 200, "{tool}: {}", r.body);
-    assert!(!r.is_tool_error(), "{tool} {args}: {}", r.body);
-    r.structured().clone()
-}
-
-/// The error category and error of a failing call.
-async fn fails(c: &mut Client, tool: &str, args: Value) -> (String, Value) {
-    let r = c.call(tool, args.clone()).await;
-    assert_eq!(r.status, 200, "{tool}: {}", r.body);
-    assert!(r.is_tool_error(), "{tool} {args} should fail: {}", r.body);
-    let cat = r.error_category().unwrap_or_else(|| panic!("structured error for {args}: {}", r.body)).to_string();
-    (cat, r.structured()["error"].clone())
-}
 
 fn rows(out: &Value) -> &Vec<Value> {
     out["connections"].as_array().unwrap_or_else(|| panic!("connections: {out}"))

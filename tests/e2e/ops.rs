@@ -481,7 +481,7 @@ async fn sigterm_lets_a_long_call_finish_and_the_audit_chain_verifies() {
     std::fs::write(&app, "before\n").expect("write");
     let cfg = files::config("\"admin\"", &[RootSpec { name: "logs", path: &logs, mode: "read", extra: "" }], "");
     let (mut server, addr) = files::start(tmp.path(), &cfg);
-    let mut c = files::client(addr).await;
+    let mut c = crate::support::mcp::client(addr).await;
     let call =
         tokio::spawn(async move { c.call("file_tail", json!({"path": "logs:app.log", "follow_secs": 4})).await });
 

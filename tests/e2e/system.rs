@@ -8,18 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::mcp::{Client, Via};
+use crate::support::mcp::{Client, client};
 use crate::support::server::ServerProcess;
 
 /// A dev server sampling every second.
 const VIEWER: &str = "[local]\nname = \"mon\"\nroles = [\"viewer\"]\n[sampler]\ninterval_secs = 1\n\
 [limits.rate]\ncalls_per_minute = 6000\nburst = 500\n";
-
-async fn client(addr: std::net::SocketAddr) -> Client {
-    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
-    assert_eq!(c.initialize().await.status, 200);
-    c
-}
 
 async fn ok(c: &mut Client, tool: &str, args: Value) -> Value {
     let r = c.call(tool, args).await;

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::files::client;
-use crate::support::mcp::{Client, Via, post_sse};
+use crate::support::mcp::{Client, Via, client, fails, ok, post_sse};
 use crate::support::server::ServerProcess;
 use crate::support::systemd::SystemdBox;
 
@@ -52,21 +51,6 @@ fn serve(cfg: &str) -> (ServerProcess, SocketAddr, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tmp");
     let (s, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
     (s, addr, tmp)
-}
-
-async fn ok(c: &mut Client, tool: &str, args: Value) -> Value {
-    let r = c.call(tool, args.clone()).await;
-    assert_eq!(r.status, 200, "{tool} {args}: {}", r.body);
-    assert!(!r.is_tool_error(), "{tool} {args}: {}", r.body);
-    r.structured().clone()
-}
-
-async fn fails(c: &mut Client, tool: &str, args: Value) -> (String, Value) {
-    let r = c.call(tool, args.clone()).await;
-    assert!(r.is_tool_error(), "{tool} {args} should fail: {}", r.body);
-    let e = r.structured()["error"].clone();
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
-    (e["category"].as_str().unwrap_or_default().to_string(), e)
 }
 
 fn unit_names(v: &Value) -> Vec<String> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::mcp::{Client, Reply, Via};
+use super::mcp::{Client, Reply};
 use super::server::ServerProcess;
 
 /// One `[[files.roots]]` entry.
@@ -49,13 +49,6 @@ pub fn config_local(local: &str, roots: &[RootSpec<'_>], extra: &str) -> String 
 /// Starts a dev-listen server (state in `dir`) with `config`.
 pub fn start(dir: &Path, config: &str) -> (ServerProcess, std::net::SocketAddr) {
     ServerProcess::start_dev(dir, config, &[])
-}
-
-/// An initialized MCP client of the server at `addr`.
-pub async fn client(addr: std::net::SocketAddr) -> Client {
-    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
-    assert_eq!(c.initialize().await.status, 200);
-    c
 }
 
 /// Calls `tool` and asserts the HTTP exchange worked (the tool may fail).

@@ -332,3 +332,30 @@ where
         .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
         .collect()
 }
+
+/// An initialized MCP client of the dev-listen server at `addr`.
+pub async fn client(addr: std::net::SocketAddr) -> Client {
+    let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
+    assert_eq!(c.initialize().await.status, 200);
+    c
+}
+
+/// The structured result of a call that must succeed.
+pub async fn ok(c: &mut Client, tool: &str, args: Value) -> Value {
+    let r = c.call(tool, args.clone()).await;
+    assert_eq!(r.status, 200, "{tool} {args}: {}", r.body);
+    assert!(!r.is_tool_error(), "{tool} {args}: {}", r.body);
+    r.structured().clone()
+}
+
+/// The error of a call that must fail as a tool error (HTTP 200, a
+/// structured error with a category and a message): (category, error).
+pub async fn fails(c: &mut Client, tool: &str, args: Value) -> (String, Value) {
+    let r = c.call(tool, args.clone()).await;
+    assert_eq!(r.status, 200, "{tool} {args}: {}", r.body);
+    assert!(r.is_tool_error(), "{tool} {args} should fail: {}", r.body);
+    let e = r.structured()["error"].clone();
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    let cat = e["category"].as_str().unwrap_or_else(|| panic!("structured error for {args}: {}", r.body)).to_string();
+    (cat, e)
+}
