@@ -295,13 +295,18 @@ mod tests {
             assert!(is_invalid(&v.validate("bad").await));
         }
         assert_eq!(idp.introspect_hits(), 3);
-        // A cached answer never outlives the token's exp.
+        // A cached answer never outlives the token's exp. exp is in whole
+        // seconds, so the token gets 2 s: with 1 s a second boundary crossed
+        // between this line and the server's clock read leaves a zero TTL
+        // (nothing cached), which made this test flaky on a loaded CI box.
         let now = now_secs();
-        idp.answer("short", active(json!({"exp": now + 1})));
+        idp.answer("short", active(json!({"exp": now + 2})));
         v.validate("short").await.expect("active");
         v.validate("short").await.expect("active");
         assert_eq!(idp.introspect_hits(), 4);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // Past exp (but within the leeway, so still accepted): the cache
+        // entry must be gone and the endpoint asked again.
+        tokio::time::sleep(Duration::from_millis(2100)).await;
         let _ = v.validate("short").await;
         assert_eq!(idp.introspect_hits(), 5);
         // introspection_cache_secs = 0 disables caching.
