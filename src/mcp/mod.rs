@@ -4,6 +4,7 @@
 //!
 //! - [`contract`]: what a tool declares ([`ToolSpec`]) and returns on
 //!   failure ([`ToolError`] with an [`ErrorCategory`]);
+//! - [`page`]: how every list tool pages (`limit` + an opaque cursor);
 //! - [`spine`]: the shared state ([`Spine`]: config, audit, limiter, specs);
 //! - [`admit`]: the one admission decision per call ([`Spine::admit`]);
 //! - [`validate`]: arguments checked against the tool's schema first;
@@ -13,6 +14,7 @@
 pub mod admit;
 pub mod call;
 pub mod contract;
+pub mod page;
 pub mod spine;
 pub mod stats;
 pub mod stdio;

@@ -22,6 +22,7 @@ use super::TailopsServer;
 use super::input::parse_signal;
 use crate::auth::scopes::Scope;
 use crate::host::{procfs, signal};
+use crate::mcp::page::{self, Page};
 use crate::mcp::{ToolError, ToolSpec};
 
 pub const SPECS: &[ToolSpec] = &[
@@ -196,16 +197,7 @@ impl TailopsServer {
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn process_list(&self, Parameters(input): Parameters<ListInput>) -> Result<Json<ListOutput>, ToolError> {
-        let limit = input.limit.unwrap_or(DEFAULT_LIMIT);
-        if limit == 0 || limit > MAX_LIMIT {
-            return Err(ToolError::invalid_input(format!("limit {limit} out of range"), "use 1-500"));
-        }
-        let offset = match &input.cursor {
-            None => 0,
-            Some(c) => c.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()).ok_or_else(|| {
-                ToolError::invalid_input("cursor is not one this server issued", "pass next_cursor unchanged")
-            })?,
-        };
+        let Page { limit, offset } = Page::parse(input.limit, input.cursor.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
         let snap = self.sampler()?.latest();
         let name = input.name.as_deref().map(str::to_lowercase);
         // Filters match only what the caller is shown: the command line is
@@ -242,7 +234,7 @@ impl TailopsServer {
                 start_time_unix: p.start_time_unix,
             })
             .collect();
-        let end = offset + page.len();
+        let end = offset.saturating_add(page.len());
         let truncated = end < total;
         let summary = format!("{} of {} matching processes (from {})", page.len(), total, snap.taken_at);
         Ok(Json(ListOutput {
@@ -250,7 +242,7 @@ impl TailopsServer {
             processes: page,
             total,
             truncated,
-            next_cursor: truncated.then(|| format!("o:{end}")),
+            next_cursor: page::next_cursor(end, total),
             sampled_at: snap.taken_at.clone(),
         }))
     }

@@ -12,7 +12,7 @@ use super::client::{Conn, Docker};
 use super::convert::{COMPOSE_PROJECT, container_row, name_of, ns_secs, short_id, state_view, stats_row};
 use super::cpu::{CPU_FIRST_WINDOW, Cpu, Reading};
 use super::limits::{MAX_ENTRIES, MAX_STATS_CONTAINERS, MAX_TOP_PROCESSES, STATS_CONCURRENCY};
-use super::page::{Page, paginate};
+use super::page::{Page, Paged};
 use super::redact::{redact_argv, redact_env, redact_labels, redact_line};
 use super::refs::label_filters;
 use super::types::{
@@ -99,7 +99,7 @@ impl Docker {
         } else {
             rows.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        let (page, total, truncated, next_cursor) = paginate(rows, page);
+        let Paged { rows: page, total, truncated, next_cursor } = page.cut(rows);
         let running = page.iter().filter(|r| r.state == "running").count();
         let summary = format!("{} of {total} containers ({running} of them running on this page)", page.len());
         let (containers, groups) = if q.group_by_project {

@@ -7,7 +7,7 @@ use bollard::query_parameters as qp;
 
 use super::client::Docker;
 use super::convert::{rfc3339, short_id};
-use super::page::{Page, paginate};
+use super::page::{Page, Paged};
 use super::redact::{redact_argv, redact_env, redact_labels};
 use super::refs::image_ref;
 use super::types::{ImageInspectOutput, ImageListOutput, ImageRemoveOutput, ImageRow};
@@ -44,7 +44,7 @@ impl Docker {
             })
             .collect();
         rows.sort_by(|a, b| (a.tags.first(), &a.id).cmp(&(b.tags.first(), &b.id)));
-        let (page, total, truncated, next_cursor) = paginate(rows, page);
+        let Paged { rows: page, total, truncated, next_cursor } = page.cut(rows);
         let size: i64 = page.iter().map(|i| i.size_bytes).sum();
         Ok(ImageListOutput {
             summary: format!("{} of {total} images, {:.1} MiB on this page", page.len(), size as f64 / 1048576.0),

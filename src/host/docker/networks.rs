@@ -4,7 +4,7 @@ use bollard::query_parameters as qp;
 
 use super::client::Docker;
 use super::convert::short_id;
-use super::page::{Page, paginate};
+use super::page::{Page, Paged};
 use super::redact::redact_labels;
 use super::types::{NetworkListOutput, NetworkRow};
 use crate::mcp::contract::ToolError;
@@ -35,7 +35,7 @@ impl Docker {
             })
             .collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name));
-        let (page, total, truncated, next_cursor) = paginate(rows, page);
+        let Paged { rows: page, total, truncated, next_cursor } = page.cut(rows);
         Ok(NetworkListOutput {
             summary: format!(
                 "{} of {total} networks: {}",

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bollard::query_parameters as qp;
 
 use super::client::Docker;
-use super::page::{Page, paginate};
+use super::page::{Page, Paged};
 use super::redact::redact_labels;
 use super::types::{VolumeListOutput, VolumeRow};
 use crate::mcp::contract::ToolError;
@@ -42,7 +42,7 @@ impl Docker {
             })
             .collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name));
-        let (page, total, truncated, next_cursor) = paginate(rows, page);
+        let Paged { rows: page, total, truncated, next_cursor } = page.cut(rows);
         Ok(VolumeListOutput {
             summary: format!("{} of {total} volumes", page.len()),
             volumes: page,

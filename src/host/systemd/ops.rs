@@ -13,6 +13,7 @@ use super::bus::{SERVICE_IFACE, TIMER_IFACE, UNIT_IFACE, UnitTuple};
 use super::client::Systemd;
 use super::units::{UNIT_TYPES, check_change, unit_name, valid_pattern};
 use crate::mcp::contract::ToolError;
+use crate::mcp::page::{Page, Paged};
 
 /// Default and largest page of `service_list`, `failed_units`, `timer_list`.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -188,27 +189,10 @@ pub struct JobOutput {
     pub after: StateBrief,
 }
 
-/// Cursor paging: `o:<offset>`, opaque to callers.
-pub fn page_bounds(limit: Option<usize>, cursor: &Option<String>) -> Result<(usize, usize), ToolError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ToolError::invalid_input(format!("limit {limit} out of range"), format!("use 1-{MAX_LIMIT}")));
-    }
-    let offset = match cursor {
-        None => 0,
-        Some(c) => c.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()).ok_or_else(|| {
-            ToolError::invalid_input("cursor is not one this server issued", "pass next_cursor unchanged")
-        })?,
-    };
-    Ok((limit, offset))
-}
-
-fn paginate<T>(rows: Vec<T>, (limit, offset): (usize, usize)) -> (Vec<T>, usize, bool, Option<String>) {
-    let total = rows.len();
-    let page: Vec<T> = rows.into_iter().skip(offset).take(limit).collect();
-    let end = offset.saturating_add(page.len());
-    let truncated = end < total;
-    (page, total, truncated, truncated.then(|| format!("o:{end}")))
+/// The page asked for by a systemd list tool's `limit` and `cursor` (the
+/// paging itself is the shared contract in [`crate::mcp::page`]).
+pub fn page_bounds(limit: Option<usize>, cursor: &Option<String>) -> Result<Page, ToolError> {
+    Page::parse(limit, cursor.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
 }
 
 /// A state filter value: letters, digits and `-`.
@@ -323,7 +307,7 @@ fn timer_state(t: &HashMap<String, OwnedValue>) -> TimerState {
 
 impl Systemd {
     /// Units matching the filters, by name, one page.
-    pub async fn list_units(&self, q: &ListQuery, page: (usize, usize)) -> Result<UnitListOutput, ToolError> {
+    pub async fn list_units(&self, q: &ListQuery, page: Page) -> Result<UnitListOutput, ToolError> {
         q.check()?;
         let m = self.manager().await?;
         let states: Vec<&str> = q.states.iter().map(String::as_str).collect();
@@ -336,7 +320,7 @@ impl Systemd {
             .filter(|r| q.unit_type.as_ref().is_none_or(|t| r.name.ends_with(&format!(".{t}"))))
             .collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name));
-        let (units, total, truncated, next_cursor) = paginate(rows, page);
+        let Paged { rows: units, total, truncated, next_cursor } = page.cut(rows);
         Ok(UnitListOutput { units, total, truncated, next_cursor })
     }
 
@@ -400,7 +384,7 @@ impl Systemd {
     }
 
     /// Timers with their next and last run, soonest first.
-    pub async fn timer_list(&self, page: (usize, usize)) -> Result<TimerListOutput, ToolError> {
+    pub async fn timer_list(&self, page: Page) -> Result<TimerListOutput, ToolError> {
         let m = self.manager().await?;
         let units = self.call(m.list_units_by_patterns(&[], &["*.timer"])).await?;
         let mut rows = Vec::new();
@@ -415,7 +399,7 @@ impl Systemd {
                 &b.name,
             ))
         });
-        let (timers, total, truncated, next_cursor) = paginate(rows, page);
+        let Paged { rows: timers, total, truncated, next_cursor } = page.cut(rows);
         Ok(TimerListOutput { timers, total, truncated, next_cursor })
     }
 
@@ -496,15 +480,11 @@ mod tests {
         assert_eq!(usec_time(u64::MAX), None);
         assert_eq!(usec_time(1_700_000_000_000_000).as_deref(), Some("2023-11-14T22:13:20.000000Z"));
         assert!(monotonic_time(1).is_some());
-        assert_eq!(page_bounds(None, &None).ok(), Some((DEFAULT_LIMIT, 0)));
+        assert_eq!(page_bounds(None, &None).ok(), Some(Page { limit: DEFAULT_LIMIT, offset: 0 }));
         assert!(page_bounds(Some(MAX_LIMIT), &None).is_ok());
         assert!(page_bounds(Some(MAX_LIMIT + 1), &None).is_err());
         assert!(page_bounds(Some(0), &None).is_err());
         assert!(page_bounds(None, &Some("x".into())).is_err());
-        let (p, total, more, next) = paginate((0..5).collect::<Vec<_>>(), (2, 2));
-        assert_eq!((p, total, more, next.as_deref()), (vec![2, 3], 5, true, Some("o:4")));
-        let (p, _, more, next) = paginate((0..5).collect::<Vec<_>>(), (2, 4));
-        assert_eq!((p, more, next), (vec![4], false, None));
     }
 
     #[test]

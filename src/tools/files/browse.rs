@@ -14,6 +14,7 @@ use crate::auth::caller::Caller;
 use crate::auth::scopes::Scope;
 use crate::host::files::root::OpenDir;
 use crate::host::files::{IndexInfo, Kind, Meta, Mode, RelPath, Root};
+use crate::mcp::page::{self, Page};
 use crate::mcp::{ToolError, ToolSpec};
 use crate::tools::TailopsServer;
 
@@ -157,15 +158,6 @@ fn entry_info(root: &Root, rel: &RelPath, name: &str, meta: &Meta, owners: &Owne
     }
 }
 
-fn parse_cursor(c: &Option<String>) -> Result<usize, ToolError> {
-    match c {
-        None => Ok(0),
-        Some(c) => c.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()).ok_or_else(|| {
-            ToolError::invalid_input("cursor is not one this server issued", "pass next_cursor unchanged")
-        }),
-    }
-}
-
 /// Walks `dir` breadth-first to `depth` levels, reading at most
 /// [`MAX_SCAN`] entries.
 fn walk(root: &Root, dir: OpenDir, depth: usize) -> Result<(Vec<(RelPath, Meta)>, bool), ToolError> {
@@ -259,15 +251,11 @@ impl TailopsServer {
         Parameters(input): Parameters<ListInput>,
         Extension(caller): Extension<Caller>,
     ) -> Result<Json<ListOutput>, ToolError> {
-        let limit = input.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ToolError::invalid_input(format!("limit {limit} out of range"), "use 1-1000"));
-        }
+        let Page { limit, offset } = Page::parse(input.limit, input.cursor.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
         let depth = input.depth.unwrap_or(1);
         if !(1..=MAX_DEPTH).contains(&depth) {
             return Err(ToolError::invalid_input(format!("depth {depth} out of range"), "use 1-8"));
         }
-        let offset = parse_cursor(&input.cursor)?;
         let (root, rel) = self.file_path(&caller, &input.path)?;
         tokio::task::spawn_blocking(move || {
             let dir = root.open_dir(&rel)?;
@@ -300,7 +288,7 @@ impl TailopsServer {
                 entries,
                 total,
                 truncated,
-                next_cursor: truncated.then(|| format!("o:{end}")),
+                next_cursor: page::next_cursor(end, total),
                 scan_truncated,
             }))
         })

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::read;
 use crate::host::net::sockets::{self, MAX_SOCKETS, Proto, STATE_NAMES, Socket};
+use crate::mcp::page;
 use crate::mcp::{ToolError, ToolSpec};
 use crate::tools::TailopsServer;
 
@@ -270,7 +271,7 @@ fn query(input: &ConnectionsInput, filter: &Filter, limit: usize, offset: usize)
         connections: page,
         total,
         truncated,
-        next_cursor: truncated.then(|| format!("o:{end}")),
+        next_cursor: page::next_cursor(end, total),
         pid_mapping: if partial { "partial" } else { "complete" },
         processes_unreadable: owners.unreadable,
         scan_truncated,
@@ -288,8 +289,8 @@ impl TailopsServer {
         &self,
         Parameters(input): Parameters<ConnectionsInput>,
     ) -> Result<Json<ConnectionsOutput>, ToolError> {
-        let limit = super::limit(input.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-        let offset = super::offset(input.cursor.as_deref())?;
+        let limit = page::limit_in(input.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+        let offset = page::offset(input.cursor.as_deref())?;
         let filter = Filter::from_input(&input)?;
         if input.pid == Some(0) {
             return Err(ToolError::invalid_input(
@@ -399,7 +400,7 @@ mod tests {
             seen.extend(out.connections.iter().filter(|c| ports.contains(&c.local_port)).map(|c| c.local_port));
             assert!(out.connections.iter().all(|c| c.pid == Some(pid)));
             match out.next_cursor {
-                Some(c) => offset = super::super::offset(Some(&c)).unwrap(),
+                Some(c) => offset = page::offset(Some(&c)).unwrap(),
                 None => break,
             }
         }

@@ -43,43 +43,9 @@ pub fn router() -> ToolRouter<TailopsServer> {
         + probe::router()
 }
 
-/// Page offset from a cursor this server issued (`o:N`).
-pub(crate) fn offset(cursor: Option<&str>) -> Result<usize, crate::mcp::ToolError> {
-    match cursor {
-        None => Ok(0),
-        Some(c) => c.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()).ok_or_else(|| {
-            crate::mcp::ToolError::invalid_input("cursor is not one this server issued", "pass next_cursor unchanged")
-        }),
-    }
-}
-
-/// A page size in `1..=max` (default `default`).
-pub(crate) fn limit(asked: Option<usize>, default: usize, max: usize) -> Result<usize, crate::mcp::ToolError> {
-    let l = asked.unwrap_or(default);
-    if l == 0 || l > max {
-        return Err(crate::mcp::ToolError::invalid_input(format!("limit {l} out of range"), format!("use 1-{max}")));
-    }
-    Ok(l)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_and_limits_at_their_edges() {
-        assert_eq!(offset(None).unwrap(), 0);
-        assert_eq!(offset(Some("o:7")).unwrap(), 7);
-        for bad in ["", "7", "o:", "o:-1", "o:x", "o:99999999999999999999999"] {
-            assert!(offset(Some(bad)).is_err(), "{bad:?}");
-        }
-        assert_eq!(limit(None, 100, 1000).unwrap(), 100);
-        assert!(limit(Some(0), 100, 1000).is_err());
-        assert_eq!(limit(Some(1), 100, 1000).unwrap(), 1);
-        assert_eq!(limit(Some(999), 100, 1000).unwrap(), 999);
-        assert_eq!(limit(Some(1000), 100, 1000).unwrap(), 1000);
-        assert!(limit(Some(1001), 100, 1000).is_err());
-    }
 
     #[test]
     fn specs_and_router_name_the_same_tools() {

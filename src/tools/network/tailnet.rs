@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{probe, read};
 use crate::host::net::tailnet::{Peer, PingKind, Status, TailnetAccess};
+use crate::mcp::page;
 use crate::mcp::{ErrorCategory, ToolError, ToolSpec};
 use crate::tools::TailopsServer;
 
@@ -277,7 +278,7 @@ pub fn status_view(st: Status, input: &StatusInput, limit: usize, offset: usize)
         total,
         online,
         truncated,
-        next_cursor: truncated.then(|| format!("o:{end}")),
+        next_cursor: page::next_cursor(end, total),
         health: st.health,
     }
 }
@@ -425,8 +426,8 @@ impl TailopsServer {
         &self,
         Parameters(input): Parameters<StatusInput>,
     ) -> Result<Json<StatusOutput>, ToolError> {
-        let limit = super::limit(input.limit, DEFAULT_PEERS, MAX_PEERS)?;
-        let offset = super::offset(input.cursor.as_deref())?;
+        let limit = page::limit_in(input.limit, DEFAULT_PEERS, MAX_PEERS)?;
+        let offset = page::offset(input.cursor.as_deref())?;
         let st = self.tailnet_node()?.status(STATUS_TIMEOUT).await.map_err(node_error)?;
         Ok(Json(status_view(st, &input, limit, offset)))
     }
