@@ -298,9 +298,10 @@ async fn run_tailnet(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<(
         }
     };
     let info = node.info().clone();
-    p.host.net.tailnet.set(Arc::new(NodeAccess(node.clone())));
+    let access: Arc<dyn crate::host::net::tailnet::TailnetAccess> = Arc::new(NodeAccess(node.clone()));
+    p.host.net.tailnet.set(access.clone());
     // Probes refuse this node's own IPs and dial tailnet targets through it.
-    p.host.net_probe.set_node(Arc::new(ProbeDialer(node.clone())));
+    p.host.net_probe.set_node(access);
     let listeners = match tailnet_listeners(cfg, &node).await {
         Ok(l) => l,
         Err(e) => {
@@ -348,16 +349,14 @@ async fn run_tailnet(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<(
     served.and(closed)
 }
 
-/// The network tools' access to the node (`host::net` cannot name the
-/// tailnet layer's types: the documents cross by their field names).
+/// The network tools' and probes' access to the node (`host::net` cannot
+/// name the tailnet layer's types: the documents cross by their field
+/// names, checked by `tailnet_documents_cross_every_field`).
 struct NodeAccess(Node);
 
 impl crate::host::net::tailnet::TailnetAccess for NodeAccess {
     fn status(&self, timeout: Duration) -> BoxFuture<'_, Result<crate::host::net::tailnet::Status, String>> {
-        Box::pin(async move {
-            let st = self.0.status(timeout).await.map_err(|e| e.to_string())?;
-            serde_json::to_value(st).and_then(serde_json::from_value).map_err(|e| e.to_string())
-        })
+        Box::pin(async move { cross(self.0.status(timeout).await.map_err(|e| e.to_string())?) })
     }
 
     fn ping(
@@ -370,11 +369,21 @@ impl crate::host::net::tailnet::TailnetAccess for NodeAccess {
             crate::host::net::tailnet::PingKind::Disco => crate::tailnet::PingKind::Disco,
             crate::host::net::tailnet::PingKind::Tsmp => crate::tailnet::PingKind::Tsmp,
         };
-        Box::pin(async move {
-            let r = self.0.ping(ip, kind, timeout).await.map_err(|e| e.to_string())?;
-            serde_json::to_value(r).and_then(serde_json::from_value).map_err(|e| e.to_string())
-        })
+        Box::pin(async move { cross(self.0.ping(ip, kind, timeout).await.map_err(|e| e.to_string())?) })
     }
+
+    fn own_ips(&self) -> Vec<std::net::IpAddr> {
+        self.0.info().ips.clone()
+    }
+
+    fn dial(&self, addr: SocketAddr, timeout: Duration) -> BoxFuture<'_, std::io::Result<tokio::net::UnixStream>> {
+        Box::pin(async move { self.0.dial(&addr.to_string(), timeout).await.map_err(std::io::Error::other) })
+    }
+}
+
+/// A tailnet-layer document read as its host-side type, by field names.
+fn cross<T: serde::Serialize, U: serde::de::DeserializeOwned>(doc: T) -> Result<U, String> {
+    serde_json::to_value(doc).and_then(serde_json::from_value).map_err(|e| e.to_string())
 }
 
 /// The MCP URL for a scheme, name and port (the scheme's default port left out).
@@ -570,18 +579,84 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating state dir {}", dir.display()))
 }
 
-/// The node as the network probes dial it (host knows no tailnet).
-struct ProbeDialer(Node);
+#[cfg(test)]
+mod tests {
+    use super::cross;
+    use crate::host::net::tailnet as host;
+    use crate::tailnet;
 
-impl crate::host::net::probe::TailnetDialer for ProbeDialer {
-    fn own_ips(&self) -> Vec<std::net::IpAddr> {
-        self.0.info().ips.clone()
-    }
-    fn dial(
-        &self,
-        addr: SocketAddr,
-        timeout: Duration,
-    ) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<tokio::net::UnixStream>> + Send + '_>> {
-        Box::pin(async move { self.0.dial(&addr.to_string(), timeout).await.map_err(std::io::Error::other) })
+    /// Every field the network tools show must cross from the tailnet layer
+    /// to `host::net::tailnet` (the host side defaults a missing field, so a
+    /// rename on either side would otherwise blank it silently).
+    #[test]
+    fn tailnet_documents_cross_every_field() {
+        let peer = |n: u8| tailnet::PeerStatus {
+            id: format!("id{n}"),
+            hostname: format!("host{n}"),
+            dns_name: format!("host{n}.tailnet.test"),
+            ips: vec![std::net::IpAddr::from([100, 64, 0, n])],
+            os: "linux".into(),
+            tags: vec!["tag:a".into()],
+            user: "u@x".into(),
+            online: true,
+            active: true,
+            last_seen: Some("2026-01-01T00:00:00Z".into()),
+            relay: "nyc".into(),
+            cur_addr: "1.2.3.4:41641".into(),
+            direct: true,
+            rx_bytes: 7,
+            tx_bytes: 9,
+            key_expiry: Some("2027-01-01T00:00:00Z".into()),
+            last_handshake: Some("2026-01-01T00:00:01Z".into()),
+            peer_relay: "5.6.7.8:7:1".into(),
+        };
+        let src = tailnet::Status {
+            backend_state: "Running".into(),
+            auth_url: None,
+            magic_dns_suffix: "tailnet.test".into(),
+            tailnet_name: "example".into(),
+            self_node: Some(peer(1)),
+            peers: vec![peer(2)],
+            health: vec!["warn".into()],
+        };
+        let got: host::Status = cross(src.clone()).expect("crosses");
+        assert_eq!(
+            (got.backend_state.as_str(), got.magic_dns_suffix.as_str(), got.tailnet_name.as_str(), &got.health),
+            ("Running", "tailnet.test", "example", &src.health)
+        );
+        let pairs = [(got.self_node.as_ref().expect("self"), &peer(1)), (&got.peers[0], &peer(2))];
+        for (h, t) in pairs {
+            assert_eq!(
+                (&h.hostname, &h.dns_name, &h.ips, &h.os, &h.tags),
+                (&t.hostname, &t.dns_name, &t.ips, &t.os, &t.tags)
+            );
+            assert_eq!((&h.user, h.online, h.active, &h.last_seen), (&t.user, t.online, t.active, &t.last_seen));
+            assert_eq!(
+                (&h.relay, &h.cur_addr, h.direct, h.rx_bytes, h.tx_bytes),
+                (&t.relay, &t.cur_addr, t.direct, t.rx_bytes, t.tx_bytes)
+            );
+            assert_eq!(
+                (&h.key_expiry, &h.last_handshake, &h.peer_relay),
+                (&t.key_expiry, &t.last_handshake, &t.peer_relay)
+            );
+        }
+        let ping = tailnet::PingReply {
+            ip: "100.64.0.2".into(),
+            node_ip: "100.64.0.2".into(),
+            node_name: "host2".into(),
+            err: "e".into(),
+            latency_seconds: 0.25,
+            endpoint: "1.2.3.4:41641".into(),
+            peer_relay: "r".into(),
+            derp_region_id: 3,
+            derp_region_code: "nyc".into(),
+            is_local_ip: false,
+        };
+        let h: host::PingReply = cross(ping.clone()).expect("crosses");
+        assert_eq!((&h.ip, &h.node_name, &h.err, h.latency_seconds), (&ping.ip, &ping.node_name, &ping.err, 0.25));
+        assert_eq!(
+            (&h.endpoint, &h.peer_relay, h.derp_region_id, &h.derp_region_code),
+            (&ping.endpoint, &ping.peer_relay, 3, &ping.derp_region_code)
+        );
     }
 }

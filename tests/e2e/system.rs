@@ -35,6 +35,23 @@ fn loadavg() -> f64 {
     text.split_whitespace().next().and_then(|v| v.parse().ok()).expect("load1")
 }
 
+/// A 1 MiB tmpfs the test mounts (we run as root) and unmounts on drop:
+/// its fill level is the one host metric a test controls exactly.
+struct Tmpfs(std::path::PathBuf);
+impl Tmpfs {
+    fn mount(dir: &std::path::Path) -> Self {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tailops-test"]).arg(dir).status();
+        assert!(st.is_ok_and(|s| s.success()), "mounting a tmpfs at {} (needs root)", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+}
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 struct Kid(Child);
 impl Drop for Kid {
     fn drop(&mut self) {
@@ -208,64 +225,57 @@ async fn history_queries_and_bad_ranges() {
     assert_eq!(r.error_category(), Some("invalid_input"));
 }
 
-/// pending → firing → resolved, driven by loading the CPU with a bounded
-/// busy loop, observed through the alerts tool and the audit log.
+/// pending → firing → resolved, driven by filling a real filesystem (a
+/// tmpfs the test owns) past the rule's threshold and emptying it again,
+/// observed through the alerts tool and the audit log. (It used to burn the
+/// CPU past 70 %, which never resolved while anything else kept the host
+/// busy; a disk the test owns is unaffected by what else runs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alert_goes_pending_firing_resolved_under_real_load() {
+async fn alert_goes_pending_firing_resolved_on_a_filling_disk() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let cfg = "[local]\nname = \"ops\"\nroles = [\"admin\"]\n[sampler]\ninterval_secs = 1\ndefault_alerts = false\n\
-        [[sampler.alerts]]\nname = \"cpu_burn\"\nmetric = \"cpu.usage_percent\"\ncomparator = \">\"\nthreshold = 70.0\nfor_secs = 2\nseverity = \"critical\"\n\
-        [limits.rate]\ncalls_per_minute = 6000\nburst = 500\n";
-    let (_server, addr) = ServerProcess::start_dev(tmp.path(), cfg, &[]);
+    let mnt = tmp.path().join("fill");
+    let _fs = Tmpfs::mount(&mnt);
+    let metric = format!("disk.{}.used_percent", mnt.display());
+    let cfg = format!(
+        "[local]\nname = \"ops\"\nroles = [\"admin\"]\n[sampler]\ninterval_secs = 1\ndefault_alerts = false\n\
+        [[sampler.alerts]]\nname = \"disk_fill\"\nmetric = \"{metric}\"\ncomparator = \">\"\nthreshold = 50.0\nfor_secs = 2\nseverity = \"critical\"\n\
+        [limits.rate]\ncalls_per_minute = 6000\nburst = 500\n"
+    );
+    let state = tmp.path().join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    let (_server, addr) = ServerProcess::start_dev(&state, &cfg, &[]);
     let mut c = client(addr).await;
     let rules = ok(&mut c, "alerts", json!({})).await;
-    assert_eq!(rules["rules"][0]["name"], "cpu_burn", "{rules}");
+    assert_eq!(rules["rules"][0]["name"], "disk_fill", "{rules}");
 
-    // Load every core, bounded to 30 s even if the test fails.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let burners: Vec<_> = (0..cores)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let t0 = Instant::now();
-                let mut x = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(30) {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    std::hint::black_box(x);
-                }
-            })
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(25);
-    let mut fired = false;
-    while Instant::now() < deadline {
-        let a = ok(&mut c, "alerts", json!({})).await;
-        if a["alerts"]["firing"].as_array().is_some_and(|f| f.iter().any(|x| x["rule"] == "cpu_burn")) {
-            fired = true;
-            break;
-        }
+    // Nothing fires while the disk is empty (a few samples).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let a = ok(&mut c, "alerts", json!({})).await;
+    assert!(a["alerts"]["firing"].as_array().is_some_and(Vec::is_empty), "{a}");
+
+    // 768 KiB of 1 MiB: well past 50 %.
+    let big = mnt.join("big");
+    std::fs::write(&big, vec![7u8; 768 * 1024]).expect("fill");
+    let alert = |a: &Value, key: &str| {
+        a["alerts"][key].as_array().and_then(|f| f.iter().find(|x| x["rule"] == "disk_fill")).cloned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut fired = None;
+    while Instant::now() < deadline && fired.is_none() {
+        fired = alert(&ok(&mut c, "alerts", json!({})).await, "firing");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for b in burners {
-        let _ = b.join();
-    }
-    assert!(fired, "cpu_burn never fired under full load");
+    let fired = fired.expect("disk_fill never fired with the disk 75 % full");
+    assert!(fired["value"].as_f64().is_some_and(|v| v > 50.0), "{fired}");
 
+    std::fs::remove_file(&big).expect("empty");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut resolved = Value::Null;
-    while Instant::now() < deadline {
-        let a = ok(&mut c, "alerts", json!({})).await;
-        if let Some(r) =
-            a["alerts"]["recently_resolved"].as_array().and_then(|r| r.iter().find(|x| x["rule"] == "cpu_burn"))
-        {
-            resolved = r.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut resolved = None;
+    while Instant::now() < deadline && resolved.is_none() {
+        resolved = alert(&ok(&mut c, "alerts", json!({})).await, "recently_resolved");
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(resolved.is_object(), "cpu_burn did not resolve after the load stopped");
+    let resolved = resolved.expect("disk_fill did not resolve after the disk was emptied");
     assert!(resolved["fired_at"].is_string() && resolved["resolved_at"].is_string(), "{resolved}");
 
     // Every state change is in the audit log, in order.
@@ -274,7 +284,7 @@ async fn alert_goes_pending_firing_resolved_under_real_load() {
         .as_array()
         .expect("records")
         .iter()
-        .filter(|r| r["detail"]["alert"]["rule"] == "cpu_burn")
+        .filter(|r| r["detail"]["alert"]["rule"] == "disk_fill")
         .filter_map(|r| r["detail"]["alert"]["state"].as_str().map(str::to_string))
         .collect();
     let pos = |s: &str| states.iter().position(|x| x == s);

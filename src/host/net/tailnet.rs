@@ -1,16 +1,19 @@
-//! The embedded tailnet node as the network tools see it.
+//! The embedded tailnet node as the network tools and probes see it.
 //!
 //! The layer rule keeps `host/` from naming the `tailnet` layer's types, so
-//! the node is reached through [`TailnetAccess`], which the composition root
-//! (`server.rs`) implements for the running node and installs with
-//! [`TailnetSlot::set`] once the node is up. In dev-listen and stdio modes
-//! there is no node and the slot stays empty (the tools say so).
+//! the node is reached through ONE trait, [`TailnetAccess`], which the
+//! composition root (`server.rs`) implements for the running node and
+//! installs once the node is up: into [`TailnetSlot`] for the read tools
+//! and into the prober (which also adds the node's IPs to the refused
+//! targets). In dev-listen and stdio modes there is no node and both stay
+//! empty (the tools say so; probes use the kernel).
 //!
 //! The documents are the tailnet layer's own (`tailnet::Status`,
 //! `tailnet::PingReply`), read here as the host-side types below: the field
-//! names are the contract.
+//! names are the contract, and a test in `server.rs` (which sees both
+//! layers) fails when a field stops crossing.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -109,11 +112,15 @@ pub enum PingKind {
     Tsmp,
 }
 
-/// What the network tools need from the node. Errors are the tailnet
-/// layer's messages.
+/// What the network tools and probes need from the node. Errors are the
+/// tailnet layer's messages.
 pub trait TailnetAccess: Send + Sync {
     fn status(&self, timeout: Duration) -> BoxFuture<'_, Result<Status, String>>;
     fn ping(&self, ip: IpAddr, kind: PingKind, timeout: Duration) -> BoxFuture<'_, Result<PingReply, String>>;
+    /// This node's tailnet IPs (refused as probe targets).
+    fn own_ips(&self) -> Vec<IpAddr>;
+    /// Opens a TCP connection over the tailnet to a checked address.
+    fn dial(&self, addr: SocketAddr, timeout: Duration) -> BoxFuture<'_, std::io::Result<tokio::net::UnixStream>>;
 }
 
 /// Set once, when the node is up.

@@ -19,7 +19,6 @@ pub mod tls;
 pub mod traceroute;
 
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -30,21 +29,9 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio_util::either::Either;
 
 use super::config::NetworkConfig;
+use super::tailnet::TailnetAccess;
 use super::target::{Host, TargetPolicy, canonical, is_tailnet};
 use crate::mcp::{ErrorCategory, ToolError};
-
-/// The embedded tailnet node as the probes see it (implemented by the
-/// composition root over `tailnet::Node`: host knows no tailnet).
-pub trait TailnetDialer: Send + Sync {
-    /// This node's tailnet IPs (refused as targets).
-    fn own_ips(&self) -> Vec<IpAddr>;
-    /// Opens a TCP connection over the tailnet to a checked address.
-    fn dial(
-        &self,
-        addr: SocketAddr,
-        timeout: Duration,
-    ) -> Pin<Box<dyn Future<Output = std::io::Result<UnixStream>> + Send + '_>>;
-}
 
 /// Longest time limit a probe accepts for one step (a connect, a lookup,
 /// one reply), milliseconds.
@@ -72,7 +59,7 @@ pub struct Prober {
     pub policy: TargetPolicy,
     resolver: Option<SocketAddr>,
     roots: Arc<tokio_rustls::rustls::RootCertStore>,
-    node: OnceLock<Arc<dyn TailnetDialer>>,
+    node: OnceLock<Arc<dyn TailnetAccess>>,
 }
 
 /// How a target was reached.
@@ -165,7 +152,7 @@ impl Prober {
 
     /// The node tailops serves on: its IPs join the policy's refused
     /// addresses and tailnet targets are dialed through it.
-    pub fn set_node(&self, node: Arc<dyn TailnetDialer>) {
+    pub fn set_node(&self, node: Arc<dyn TailnetAccess>) {
         self.policy.set_own_ips(&node.own_ips());
         let _ = self.node.set(node);
     }
