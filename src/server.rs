@@ -192,7 +192,8 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
         None
     };
     let spine = p.spine(site.label);
-    let reloader = p.reload.clone().map(|src| spawn_reloader(spine.clone(), src, shutdown.clone()));
+    let reloader =
+        p.reload.clone().map(|src| spawn_reloader(spine.clone(), p.host.sampler.clone(), src, shutdown.clone()));
     let (s, h, r) = (spine.clone(), p.host.clone(), p.router.clone());
     let make_server = move || TailopsServer::new(s.clone(), h.clone(), r.clone(), None);
     let health_host = p.host.clone();
@@ -520,12 +521,22 @@ fn spawn_housekeeping(spine: Arc<Spine>, shutdown: CancellationToken) -> tokio::
     })
 }
 
+/// What a reload applies live (the audit record's `applied`).
+const RELOADED: [&str; 5] = ["policy", "local", "capability", "limits.rate", "sampler.alerts"];
+
 /// On SIGHUP: load and validate the config again; a good one replaces the
-/// policy, `[local]`, capability and `[limits.rate]` live (sessions and connections stay),
+/// policy, `[local]`, capability, `[limits.rate]` and the alert rules
+/// (`sampler.default_alerts`, `[[sampler.alerts]]`) live (sessions and
+/// connections stay; alerts of unchanged rules keep their state),
 /// a bad one is refused and the old one kept. Either way a log line and a
 /// `lifecycle` audit record (`event: reload`) say what happened, including
 /// the changed sections that need a restart to take effect.
-fn spawn_reloader(spine: Arc<Spine>, src: ReloadSource, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+fn spawn_reloader(
+    spine: Arc<Spine>,
+    sampler: Option<Arc<crate::host::sampler::Sampler>>,
+    src: ReloadSource,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -537,11 +548,17 @@ fn spawn_reloader(spine: Arc<Spine>, src: ReloadSource, shutdown: CancellationTo
                 Ok(new) => {
                     let restart = restart_needed(&spine.cfg, &new);
                     let generation = spine.reload(&new);
-                    tracing::info!(generation, restart_required = ?restart, "configuration reloaded: policy, [local], capability and [limits.rate] applied");
+                    // Config::load validated the rules: this cannot refuse
+                    // them after the policy was applied.
+                    let rules = sampler.as_ref().map(|s| s.reload_rules(&new.sampler));
+                    if let Some(Err(e)) = &rules {
+                        tracing::error!(error = %e, "alert rules not reloaded; the running rules are kept");
+                    }
+                    tracing::info!(generation, restart_required = ?restart, alert_rules = ?rules, "configuration reloaded: policy, [local], capability, [limits.rate] and alert rules applied");
                     lifecycle(
                         &spine.audit,
                         "reload",
-                        serde_json::json!({ "ok": true, "generation": generation, "applied": ["policy", "local", "capability", "limits.rate"], "restart_required": restart }),
+                        serde_json::json!({ "ok": true, "generation": generation, "applied": RELOADED, "restart_required": restart }),
                     );
                 }
                 Err(e) => {
@@ -554,7 +571,8 @@ fn spawn_reloader(spine: Arc<Spine>, src: ReloadSource, shutdown: CancellationTo
 }
 
 /// Top-level sections that differ between `old` and `new` but are not
-/// applied by a reload (`limits` counts without its live `rate` table).
+/// applied by a reload (`limits` counts without its live `rate` table,
+/// `sampler` without its live alert rules).
 fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     let (Ok(serde_json::Value::Object(mut a)), Ok(serde_json::Value::Object(mut b))) =
         (serde_json::to_value(old), serde_json::to_value(new))
@@ -564,6 +582,10 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     for m in [&mut a, &mut b] {
         if let Some(serde_json::Value::Object(limits)) = m.get_mut("limits") {
             limits.remove("rate");
+        }
+        if let Some(serde_json::Value::Object(sampler)) = m.get_mut("sampler") {
+            sampler.remove("alerts");
+            sampler.remove("default_alerts");
         }
     }
     let live = ["policy", "local", "capability"];

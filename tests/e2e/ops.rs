@@ -394,7 +394,16 @@ fn hup(pid: u32) {
     .expect("SIGHUP");
 }
 
-/// SIGHUP changes a principal's scopes and its rate quota live while its
+/// The states the audit log's `alert` records give for `rule`, in order.
+fn alert_states(log: &str, rule: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["kind"] == "alert" && r["detail"]["alert"]["rule"] == rule)
+        .filter_map(|r| r["detail"]["alert"]["state"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// SIGHUP changes a principal's scopes, its rate quota and the alert rules live while its
 /// MCP session stays open; a bad new config is refused and the old one
 /// kept; both are in the audit log as `lifecycle` `reload` records (the
 /// good one with nothing left to restart for).
@@ -415,14 +424,20 @@ async fn sighup_reloads_the_policy_live_and_refuses_a_bad_config() {
         assert_eq!(c.call("whoami", json!({})).await.status, 200, "the default burst (20) allows a few calls");
     }
 
+    // The new config also adds an alert rule that holds at once (load is
+    // never negative), replacing the built-in rules.
     std::fs::write(
         &cfg_path,
-        "[local]\nname = \"dev\"\nroles = [\"admin\"]\n[limits.rate]\ncalls_per_minute = 1\nburst = 3\n",
+        "[local]\nname = \"dev\"\nroles = [\"admin\"]\n[limits.rate]\ncalls_per_minute = 1\nburst = 3\n\
+         [sampler]\ndefault_alerts = false\n[[sampler.alerts]]\nname = \"reloaded\"\nmetric = \"load.1\"\n\
+         comparator = \">=\"\nthreshold = 0.0\nfor_secs = 0\nseverity = \"info\"\n",
     )
     .expect("write");
     hup(server.pid());
     server.wait_for_log(
-        |v| v["message"] == "configuration reloaded: policy, [local], capability and [limits.rate] applied",
+        |v| {
+            v["message"] == "configuration reloaded: policy, [local], capability, [limits.rate] and alert rules applied"
+        },
         Duration::from_secs(30),
     );
     let r = c.call("audit_tail", json!({})).await;
@@ -434,6 +449,14 @@ async fn sighup_reloads_the_policy_live_and_refuses_a_bad_config() {
     }
     let r = c.call("whoami", json!({})).await;
     assert_eq!(r.status, 429, "the 4th call after the reload is over the new quota: {}", r.body);
+    // The reloaded rule is evaluated from the next sample on (for_secs 0:
+    // it fires at once); the audit file is read while the server runs.
+    let audit = tmp.path().join("state/audit.jsonl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !alert_states(&std::fs::read_to_string(&audit).unwrap_or_default(), "reloaded").contains(&"firing".into()) {
+        assert!(std::time::Instant::now() < deadline, "the reloaded alert rule never fired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     std::fs::write(&cfg_path, "[local]\nname = \"dev\"\nroles = [\"root\"]\n").expect("write");
     hup(server.pid());
@@ -454,7 +477,9 @@ async fn sighup_reloads_the_policy_live_and_refuses_a_bad_config() {
     assert_eq!(reloads.len(), 2, "{log}");
     assert_eq!(reloads[0]["detail"]["ok"], true);
     assert_eq!(reloads[0]["detail"]["restart_required"], json!([]), "everything changed was applied: {}", reloads[0]);
-    assert!(reloads[0]["detail"]["applied"].as_array().is_some_and(|a| a.contains(&json!("limits.rate"))));
+    let applied = reloads[0]["detail"]["applied"].as_array().cloned().unwrap_or_default();
+    assert!(applied.contains(&json!("limits.rate")) && applied.contains(&json!("sampler.alerts")), "{applied:?}");
+    assert!(alert_states(&log, "reloaded").contains(&"firing".to_string()), "the reloaded rule fired");
     assert_eq!(reloads[1]["detail"]["ok"], false);
     assert!(reloads[1]["detail"]["error"].as_str().is_some_and(|e| e.contains("root")), "{}", reloads[1]);
 }

@@ -271,6 +271,35 @@ impl AlertEngine {
         events
     }
 
+    /// The rules being evaluated.
+    pub(super) fn rules(&self) -> &[AlertRule] {
+        &self.rules
+    }
+
+    /// Replaces the rules (a configuration reload). Alerts of a rule kept
+    /// unchanged (same name and definition) keep their state and timers; a
+    /// rule removed or changed clears its alerts as if its condition ended
+    /// (firing → resolved, with an event; pending → dropped), and a changed
+    /// rule starts over from its new definition on the next sample.
+    pub(super) fn replace_rules(&mut self, rules: Vec<AlertRule>, now: f64) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        let stale: Vec<(String, String)> = self
+            .active
+            .keys()
+            .filter(|(name, _)| {
+                let old = self.rules.iter().find(|r| &r.name == name);
+                let new = rules.iter().find(|r| &r.name == name);
+                old.is_none() || old != new
+            })
+            .cloned()
+            .collect();
+        for key in stale {
+            Self::clear(&mut self.active, &mut self.resolved, &key, now, &mut events);
+        }
+        self.rules = rules;
+        events
+    }
+
     /// Condition no longer holds: pending → dropped silently, firing → resolved.
     fn clear(
         active: &mut BTreeMap<(String, String), Active>,
@@ -324,6 +353,34 @@ mod tests {
 
     fn m(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
+    #[test]
+    fn replacing_rules_keeps_unchanged_alerts_and_resolves_the_others() {
+        let keep = rule("keep", "a", Comparator::Gt, 1.0, 0);
+        let change = rule("change", "b", Comparator::Gt, 1.0, 0);
+        let drop = rule("drop", "c", Comparator::Gt, 1.0, 0);
+        let pend = rule("pend", "d", Comparator::Gt, 1.0, 600);
+        let mut e = AlertEngine::new(vec![keep.clone(), change.clone(), drop, pend]);
+        let vals = m(&[("a", 5.0), ("b", 5.0), ("c", 5.0), ("d", 5.0)]);
+        e.evaluate(100.0, &vals);
+        let v = e.view();
+        assert_eq!((v.firing.len(), v.pending.len()), (3, 1));
+        let changed = AlertRule { threshold: 2.0, ..change };
+        let ev = e.replace_rules(vec![keep, changed], 110.0);
+        // drop and change resolve (firing), pend vanishes silently.
+        let mut resolved: Vec<&str> = ev.iter().map(|x| x.alert.rule.as_str()).collect();
+        resolved.sort();
+        assert_eq!(resolved, ["change", "drop"]);
+        assert!(ev.iter().all(|x| x.alert.state == AlertState::Resolved && x.previous == Some(AlertState::Firing)));
+        let v = e.view();
+        assert_eq!(v.firing.iter().map(|a| a.rule.as_str()).collect::<Vec<_>>(), ["keep"]);
+        assert_eq!(v.firing[0].fired_at.as_deref(), Some(rfc3339(100.0).as_str()), "kept alert keeps its time");
+        assert!(v.pending.is_empty());
+        assert_eq!(e.rules().len(), 2);
+        // The changed rule starts over under its new definition.
+        let ev = e.evaluate(120.0, &vals);
+        assert!(ev.iter().any(|x| x.alert.rule == "change" && x.alert.threshold == 2.0), "{ev:?}");
     }
 
     #[test]

@@ -98,7 +98,8 @@ const PRIME_DELAY: Duration = Duration::from_millis(200);
 /// The running sampler. Cheap to query from any thread.
 pub struct Sampler {
     cfg: SamplerConfig,
-    rules: Vec<AlertRule>,
+    /// Called for every alert state change (the audit log).
+    on_alert: AlertCallback,
     latest: RwLock<Arc<Snapshot>>,
     history: RwLock<HistoryStore>,
     alerts: Mutex<AlertEngine>,
@@ -141,8 +142,8 @@ impl Sampler {
         let rules = cfg.effective_rules(snapshot.cpu.logical_cores);
         let sampler = Arc::new(Sampler {
             history: RwLock::new(cfg.history_store()),
-            alerts: Mutex::new(AlertEngine::new(rules.clone())),
-            rules,
+            alerts: Mutex::new(AlertEngine::new(rules)),
+            on_alert: on_alert.clone(),
             latest: RwLock::new(Arc::new(snapshot.clone())),
             last_cost: Mutex::new(cost),
             cfg,
@@ -219,7 +220,23 @@ impl Sampler {
 
     /// The rules being evaluated.
     pub fn rules(&self) -> Vec<AlertRule> {
-        self.rules.clone()
+        self.alerts.lock().unwrap_or_else(PoisonError::into_inner).rules().to_vec()
+    }
+
+    /// Applies the alert rules of `cfg` (`default_alerts` and `alerts`; a
+    /// configuration reload), keeping the state of rules left unchanged;
+    /// the other settings of `cfg` need a restart. Returns the number of
+    /// rules now evaluated.
+    pub fn reload_rules(&self, cfg: &SamplerConfig) -> Result<usize, String> {
+        cfg.validate()?;
+        let rules = cfg.effective_rules(self.latest().cpu.logical_cores);
+        let n = rules.len();
+        let now = unix_secs(SystemTime::now());
+        let events = self.alerts.lock().unwrap_or_else(PoisonError::into_inner).replace_rules(rules, now);
+        for ev in &events {
+            (self.on_alert)(ev);
+        }
+        Ok(n)
     }
 
     /// Current estimate of the memory held by history.
