@@ -42,6 +42,7 @@ impl Host {
         m.insert("systemd".into(), systemd);
         m.insert("journal".into(), self.journal.health());
         m.insert("files".into(), self.files.health());
+        m.insert("network".into(), self.net_probe.health());
         m
     }
 }

@@ -711,6 +711,11 @@ async fn daemon_down_frozen_missing_and_back() {
     assert_eq!(names(&ok(&mut c, "container_list", json!({})).await, "containers"), ["tl-survivor"]);
     let r = crate::support::mcp::get(&via, &host, "/readyz").await;
     assert_eq!((r.status, r.body["checks"]["docker"]["status"].as_str()), (200, Some("ok")), "{}", r.body);
+    // The network probes' entry: root gets an ICMP socket; dev-listen has
+    // no node to dial tailnet targets through.
+    let net = &r.body["checks"]["network"];
+    assert_eq!((net["status"].as_str(), net["tailnet_dial"].as_bool()), (Some("ok"), Some(false)), "{net}");
+    assert!(matches!(net["icmp"].as_str(), Some("icmp_datagram" | "icmp_raw")), "{net}");
 
     // Stopped: unavailable at once, every other domain fine, /readyz still 200.
     d.stop();

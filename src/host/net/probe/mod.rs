@@ -150,6 +150,24 @@ impl Prober {
         })
     }
 
+    /// What the probes can use right now, for `/readyz` (never failing it):
+    /// which ICMP socket `ping`/`traceroute` get (datagram through
+    /// `ping_group_range`, raw with CAP_NET_RAW, or none: `ping` then needs
+    /// `method: tcp`), whether tailnet targets are dialed through the node,
+    /// and the resolver. Opening the probe socket costs one socket(2).
+    pub fn health(&self) -> serde_json::Value {
+        let icmp = match icmp::open(false, true) {
+            Ok(s) => serde_json::to_value(s.kind).unwrap_or_default(),
+            Err(_) => serde_json::Value::String("none".into()),
+        };
+        serde_json::json!({
+            "status": "ok",
+            "icmp": icmp,
+            "tailnet_dial": self.node.get().is_some(),
+            "resolver": self.resolver.map_or_else(|| "system".to_string(), |a| a.to_string()),
+        })
+    }
+
     /// The node tailops serves on: its IPs join the policy's refused
     /// addresses and tailnet targets are dialed through it.
     pub fn set_node(&self, node: Arc<dyn TailnetAccess>) {
