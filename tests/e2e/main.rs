@@ -14,6 +14,7 @@ mod files_attacks;
 mod files_read;
 mod files_search;
 mod files_write;
+mod https;
 mod identity;
 mod mcp;
 mod net_probe;

@@ -12,3 +12,4 @@ pub mod mcp;
 pub mod proc;
 pub mod server;
 pub mod systemd;
+pub mod testcontrol;
