@@ -54,3 +54,61 @@ pub trait Extension: Send + Sync + 'static {
         Ok(CompleteResult::default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rmcp::handler::server::router::tool::ToolRoute;
+    use rmcp::handler::server::tool::ToolCallContext;
+    use rmcp::model::{CallToolResponse, CallToolResult};
+
+    use super::*;
+
+    /// An extension with one tool `name`: its spec and/or its route.
+    struct One {
+        name: &'static str,
+        spec: bool,
+        route: bool,
+    }
+
+    fn call(
+        _: ToolCallContext<'_, TailopsServer>,
+    ) -> futures::future::BoxFuture<'_, Result<CallToolResponse, ErrorData>> {
+        Box::pin(std::future::ready(Ok(CallToolResult::success(vec![]).into())))
+    }
+
+    impl Extension for One {
+        fn specs(&self) -> Vec<ToolSpec> {
+            let spec = ToolSpec { name: self.name, domain: "test", scope: None, writes: false };
+            if self.spec { vec![spec] } else { vec![] }
+        }
+        fn router(&self) -> ToolRouter<TailopsServer> {
+            let mut r = ToolRouter::new();
+            if self.route {
+                let tool: rmcp::model::Tool = serde_json::from_value(
+                    serde_json::json!({ "name": self.name, "inputSchema": { "type": "object" } }),
+                )
+                .expect("tool");
+                r.add_route(ToolRoute::new_dyn(tool, call));
+            }
+            r
+        }
+        fn authorized_as(&self) -> &'static str {
+            self.name
+        }
+        fn capabilities(&self, _: &mut ServerCapabilities) {}
+    }
+
+    #[test]
+    fn the_start_up_registry_check_covers_the_extension() {
+        let check = |name, spec, route| TailopsServer::check_registry(Some(&One { name, spec, route }));
+        assert_eq!(TailopsServer::check_registry(None), Ok(()), "production");
+        assert_eq!(check("x_fixture", true, true), Ok(()));
+        let e = check("x_fixture", true, false).expect_err("spec without a tool");
+        assert!(e.contains("spec without tool [\"x_fixture\"]"), "{e}");
+        let e = check("x_fixture", false, true).expect_err("tool without a spec");
+        assert!(e.contains("routed without spec [\"x_fixture\"]"), "{e}");
+        // An extension cannot replace a built-in tool (and so its spec).
+        let e = check("whoami", true, true).expect_err("shadows whoami");
+        assert!(e.contains("two specs share a name"), "{e}");
+    }
+}

@@ -192,3 +192,69 @@ fn conformance_suite_is_fully_green_against_the_fixture_server() {
         );
     }
 }
+
+/// The fixtures are no back door: a principal without `system:read` (the
+/// fixtures' scope) sees none of them and is refused each kind — tool,
+/// prompt, resource, subscription, completion, log level — and every
+/// refusal is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_are_refused_to_a_principal_without_their_scope() {
+    use crate::support::mcp::client;
+    use serde_json::json;
+    let bin = fixture_server();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let nobody = "[local]\nname = \"nobody\"\nroles = []\n";
+    let (mut server, addr) = ServerProcess::start_dev_bin(&bin, tmp.path(), nobody, &[], &[]);
+    let mut c = client(addr).await;
+
+    let tools = c.request("tools/list", json!({})).await;
+    assert!(!tools.body.to_string().contains("test_"), "fixture tools listed: {}", tools.body);
+    let r = c.call("test_simple_text", json!({})).await;
+    assert!(r.is_tool_error(), "test_simple_text ran: {}", r.body);
+    assert_eq!(r.error_category(), Some("permission_denied"), "{}", r.body);
+    // Lists answer, without a fixture (system://overview needs the same
+    // scope, so resources/list is empty too).
+    for (method, listed) in [
+        ("prompts/list", "prompts"),
+        ("resources/list", "resources"),
+        ("resources/templates/list", "resourceTemplates"),
+    ] {
+        let r = c.request(method, json!({})).await;
+        assert_eq!(r.body["result"][listed], json!([]), "{method}: {}", r.body);
+    }
+    for (method, params) in [
+        ("prompts/get", json!({ "name": "test_simple_prompt" })),
+        ("resources/read", json!({ "uri": "test://static-text" })),
+        ("resources/subscribe", json!({ "uri": "test://watched-resource" })),
+        (
+            "completion/complete",
+            json!({ "ref": { "type": "ref/prompt", "name": "test_simple_prompt" }, "argument": { "name": "a", "value": "" } }),
+        ),
+        ("logging/setLevel", json!({ "level": "debug" })),
+    ] {
+        let r = c.request(method, params).await;
+        assert!(r.body["error"]["code"].is_i64(), "{method} was not refused: {}", r.body);
+        assert!(!r.body.to_string().contains("This is"), "{method} leaked fixture content: {}", r.body);
+    }
+
+    server.stop();
+    let audit = std::fs::read_to_string(tmp.path().join("state/audit.jsonl")).expect("audit log");
+    let records: Vec<Value> = audit.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        !records.iter().any(|r| r["kind"] == "tool_call" && r["outcome"] == "ok" && r["principal"] == "local:nobody"),
+        "a refused principal has a successful call in the audit log"
+    );
+    for tool in [
+        "test_simple_text",
+        "prompt:test_simple_prompt",
+        "resource:test://static-text",
+        "resource_subscribe:test://watched-resource",
+        "completion/complete",
+        "logging/setLevel",
+    ] {
+        assert!(
+            records.iter().any(|r| r["kind"] == "decision" && r["tool"] == tool && r["principal"] == "local:nobody"),
+            "no audited refusal of {tool}"
+        );
+    }
+}
