@@ -30,6 +30,7 @@ use crate::host::systemd::Systemd;
 use crate::http::{self, Accept, DomainHealth, Endpoint, IdentitySource, OAuthGate};
 use crate::mcp::Spine;
 use crate::tailnet::Node;
+use crate::tools::extension::Extension;
 use crate::tools::{self, TailopsServer};
 
 /// How to serve.
@@ -65,15 +66,28 @@ struct Parts {
     host: Arc<Host>,
     router: Arc<ToolRouter<TailopsServer>>,
     reload: Option<ReloadSource>,
+    extension: Option<Arc<dyn Extension>>,
 }
 
 impl Parts {
     fn spine(&self, node_label: String) -> Arc<Spine> {
         Arc::new(
-            Spine::new(self.cfg.clone(), self.audit.clone(), node_label, &tools::all_specs())
+            Spine::new(self.cfg.clone(), self.audit.clone(), node_label, &all_specs(self.extension.as_deref()))
                 .hide(tools::not_offered(&self.cfg)),
         )
     }
+
+    fn server(&self, spine: Arc<Spine>, local_caller: Option<Caller>) -> TailopsServer {
+        TailopsServer::new(spine, self.host.clone(), self.router.clone(), local_caller)
+            .with_extension(self.extension.clone())
+    }
+}
+
+/// The built-in specs and the extension's.
+fn all_specs(extension: Option<&dyn Extension>) -> Vec<crate::mcp::ToolSpec> {
+    let mut specs = tools::all_specs();
+    specs.extend(extension.map(|e| e.specs()).unwrap_or_default());
+    specs
 }
 
 /// Where a SIGHUP reload reads the configuration from: the same file and
@@ -96,10 +110,23 @@ pub async fn run_with_reload(
     shutdown: CancellationToken,
     reload: Option<ReloadSource>,
 ) -> anyhow::Result<()> {
-    TailopsServer::check_registry().map_err(anyhow::Error::msg)?;
+    run_extended(cfg, mode, shutdown, reload, None).await
+}
+
+/// [`run_with_reload`] serving `extension`'s tools, resources and prompts
+/// too, through the same spine (the conformance fixture server uses it;
+/// the `tailops` binary passes none).
+pub async fn run_extended(
+    cfg: Config,
+    mode: Mode,
+    shutdown: CancellationToken,
+    reload: Option<ReloadSource>,
+    extension: Option<Arc<dyn Extension>>,
+) -> anyhow::Result<()> {
+    TailopsServer::check_registry(extension.as_deref()).map_err(anyhow::Error::msg)?;
     // Typos in the local policy parse fine but match nothing (a misspelt
     // deny denies nothing): say so before serving.
-    let specs = tools::all_specs();
+    let specs = all_specs(extension.as_deref());
     let policy_problems = cfg.policy.warnings(|name| specs.iter().any(|t| t.name == name));
     if !policy_problems.is_empty() {
         tracing::warn!(problems = ?policy_problems, "the local policy names tools or groups that do not exist, or rules that match nobody");
@@ -122,7 +149,11 @@ pub async fn run_with_reload(
             crate::host::net::probe::Prober::new(&cfg.network).map_err(|e| anyhow::anyhow!("[network]: {e}"))?,
         ),
     });
-    let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(tools::router()), reload };
+    let mut router = tools::router();
+    if let Some(ext) = &extension {
+        router += ext.router();
+    }
+    let parts = Parts { cfg: cfg.clone(), audit: audit.clone(), host, router: Arc::new(router), reload, extension };
     let result = match mode.clone() {
         Mode::Tailnet => run_tailnet(&parts, shutdown).await,
         Mode::DevListen(addr) => run_dev(&parts, addr, shutdown).await,
@@ -194,8 +225,8 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
     let spine = p.spine(site.label);
     let reloader =
         p.reload.clone().map(|src| spawn_reloader(spine.clone(), p.host.sampler.clone(), src, shutdown.clone()));
-    let (s, h, r) = (spine.clone(), p.host.clone(), p.router.clone());
-    let make_server = move || TailopsServer::new(s.clone(), h.clone(), r.clone(), None);
+    let server = p.server(spine.clone(), None);
+    let make_server = move || server.clone();
     let health_host = p.host.clone();
     let domain_health: DomainHealth = Arc::new(move || {
         let h = health_host.clone();
@@ -474,7 +505,7 @@ async fn run_stdio(p: &Parts, shutdown: CancellationToken) -> anyhow::Result<()>
     lifecycle(&p.audit, "start", serde_json::json!({ "mode": "stdio" }));
     let caller = Caller::local(&p.cfg.local, SocketAddr::from(([127, 0, 0, 1], 0)));
     let spine = p.spine("stdio".into());
-    let server = TailopsServer::new(spine.clone(), p.host.clone(), p.router.clone(), Some(caller.clone()));
+    let server = p.server(spine.clone(), Some(caller.clone()));
     crate::mcp::stdio::serve(server, spine, caller, tokio::io::stdin(), tokio::io::stdout(), shutdown)
         .await
         .context("stdio MCP server")

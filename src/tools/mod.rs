@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod builtin;
 pub mod docker;
+pub mod extension;
 pub mod files;
 pub mod input;
 pub mod journal;

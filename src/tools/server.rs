@@ -10,15 +10,18 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams, InitializeResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResultType, ServerCapabilities,
-    SubscribeRequestParams, UnsubscribeRequestParams,
+    CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestMethod, CompleteRequestParams, CompleteResult,
+    GetPromptRequestMethod, GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, ResultType, ServerCapabilities, SetLevelRequestMethod, SubscribeRequestParams,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
+use super::extension::Extension;
 use crate::auth::caller::Caller;
 use crate::auth::policy::Decision;
 use crate::host::Host;
@@ -35,6 +38,8 @@ pub struct TailopsServer {
     router: Arc<ToolRouter<TailopsServer>>,
     /// The caller for transports without per-request identity (stdio).
     local_caller: Option<Caller>,
+    /// Extra tools, resources and prompts (test fixtures; none in production).
+    extension: Option<Arc<dyn Extension>>,
 }
 
 impl TailopsServer {
@@ -44,15 +49,31 @@ impl TailopsServer {
         router: Arc<ToolRouter<TailopsServer>>,
         local_caller: Option<Caller>,
     ) -> Self {
-        Self { spine, host, router, local_caller }
+        Self { spine, host, router, local_caller, extension: None }
     }
 
-    /// Every routed tool has a spec and every spec a tool; run at start-up.
-    pub fn check_registry() -> Result<(), String> {
+    /// Serves `extension`'s resources, prompts and completions too (its
+    /// tools come in the router and its specs in the spine).
+    pub fn with_extension(mut self, extension: Option<Arc<dyn Extension>>) -> Self {
+        self.extension = extension;
+        self
+    }
+
+    /// Every routed tool has a spec and every spec a tool (the extension's
+    /// included); run at start-up.
+    pub fn check_registry(extension: Option<&dyn Extension>) -> Result<(), String> {
+        let mut router = super::router();
+        let mut specs = super::all_specs();
+        if let Some(ext) = extension {
+            router += ext.router();
+            specs.extend(ext.specs());
+        }
         let routed: std::collections::BTreeSet<String> =
-            super::router().list_all().into_iter().map(|t| t.name.to_string()).collect();
-        let specced: std::collections::BTreeSet<String> =
-            super::all_specs().iter().map(|s| s.name.to_string()).collect();
+            router.list_all().into_iter().map(|t| t.name.to_string()).collect();
+        let specced: std::collections::BTreeSet<String> = specs.iter().map(|s| s.name.to_string()).collect();
+        if specced.len() != specs.len() {
+            return Err("tool registry mismatch: two specs share a name".into());
+        }
         if routed != specced {
             return Err(format!(
                 "tool registry mismatch: routed without spec {:?}, spec without tool {:?}",
@@ -134,6 +155,37 @@ impl TailopsServer {
     }
 }
 
+impl TailopsServer {
+    /// The extension, when this caller may use it (its
+    /// [`Extension::authorized_as`] tool is allowed).
+    fn extension_for(&self, caller: &Caller) -> Option<&Arc<dyn Extension>> {
+        let ext = self.extension.as_ref()?;
+        let spec = self.spine.spec(ext.authorized_as())?;
+        (caller.check(spec.name, spec.scope) == Decision::Allow).then_some(ext)
+    }
+
+    /// Runs one extension request (prompt, completion, log level, resource)
+    /// through the spine: admitted (rate limit, authorization) as the
+    /// extension's authorizing tool, audited as `audit_name` with its
+    /// outcome. `None` when no extension is installed.
+    fn run_extension<T>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        audit_name: &str,
+        f: impl FnOnce(&dyn Extension) -> Result<T, ErrorData>,
+    ) -> Option<Result<T, ErrorData>> {
+        let ext = self.extension.as_ref()?;
+        Some((|| {
+            let caller = self.caller(context)?;
+            let session = Self::session(context);
+            self.admit_resource(&caller, session.as_deref(), audit_name, ext.authorized_as(), audit_name)?;
+            let r = f(ext.as_ref());
+            self.audit_resource(&caller, session, audit_name, r.as_ref().err().map(|_| ErrorCategory::InvalidInput));
+            r
+        })())
+    }
+}
+
 /// A URI as far as the audit log names it.
 fn clip_uri(uri: &str) -> &str {
     let mut end = uri.len().min(MAX_AUDITED_URI_BYTES);
@@ -154,7 +206,11 @@ fn private_if_2026(ctx: &RequestContext<RoleServer>) -> (Option<u64>, Option<Cac
 
 impl ServerHandler for TailopsServer {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
+        let mut caps = ServerCapabilities::builder().enable_tools().enable_resources().build();
+        if let Some(ext) = &self.extension {
+            ext.capabilities(&mut caps);
+        }
+        InitializeResult::new(caps)
             .with_server_info(Implementation::new("tailops", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "tailops: operate this Linux host. Tools are filtered to what your tailnet identity may do; \
@@ -210,11 +266,14 @@ impl ServerHandler for TailopsServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let caller = self.caller(&context)?;
-        let resources = super::RESOURCES
+        let mut resources: Vec<_> = super::RESOURCES
             .iter()
             .filter(|r| caller.check(r.tool, Some(r.scope)) == Decision::Allow)
             .map(|r| r.listing())
             .collect();
+        if let Some(ext) = self.extension_for(&caller) {
+            resources.extend(ext.resources());
+        }
         let (ttl_ms, cache_scope) = private_if_2026(&context);
         Ok(ListResourcesResult {
             result_type: Some(ResultType::COMPLETE),
@@ -233,7 +292,10 @@ impl ServerHandler for TailopsServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let caller = self.caller(&context)?;
-        let resource_templates = self.file_templates(&caller);
+        let mut resource_templates = self.file_templates(&caller);
+        if let Some(ext) = self.extension_for(&caller) {
+            resource_templates.extend(ext.resource_templates());
+        }
         let (ttl_ms, cache_scope) = private_if_2026(&context);
         Ok(ListResourceTemplatesResult {
             result_type: Some(ResultType::COMPLETE),
@@ -255,6 +317,10 @@ impl ServerHandler for TailopsServer {
         let caller = self.caller(&context)?;
         let session = Self::session(&context);
         let audit_name = format!("resource:{}", clip_uri(&request.uri));
+        if self.extension.as_ref().is_some_and(|e| e.owns_resource(&request.uri)) {
+            let read = self.run_extension(&context, &audit_name, |e| e.read_resource(&request.uri));
+            return read.unwrap_or_else(|| Err(ErrorData::internal_error("no extension", None)));
+        }
         if let Some(tool) = super::templated_resource_tool(&request.uri) {
             self.admit_resource(&caller, session.as_deref(), &audit_name, tool, &request.uri)?;
             let body = self.read_file_resource(&caller, &request.uri).await;
@@ -298,6 +364,11 @@ impl ServerHandler for TailopsServer {
         let caller = self.caller(&context)?;
         let session = Self::session(&context);
         let audit_name = format!("resource_subscribe:{}", clip_uri(&request.uri));
+        if self.extension.as_ref().is_some_and(|e| e.owns_resource(&request.uri)) {
+            Self::subscription_key(&context)?;
+            let done = self.run_extension(&context, &audit_name, |_| Ok(()));
+            return done.unwrap_or_else(|| Err(ErrorData::internal_error("no extension", None)));
+        }
         let Some(tool) = super::templated_resource_tool(&request.uri) else {
             let _ = self.spine.admit_as(&caller, session.as_deref(), &audit_name, "", None);
             return Err(ErrorData::resource_not_found(
@@ -322,6 +393,10 @@ impl ServerHandler for TailopsServer {
         let session = Self::session(&context);
         let key = Self::subscription_key(&context)?;
         let audit_name = format!("resource_unsubscribe:{}", clip_uri(&request.uri));
+        if self.extension.as_ref().is_some_and(|e| e.owns_resource(&request.uri)) {
+            let done = self.run_extension(&context, &audit_name, |_| Ok(()));
+            return done.unwrap_or_else(|| Err(ErrorData::internal_error("no extension", None)));
+        }
         let tool = super::templated_resource_tool(&request.uri).unwrap_or("");
         self.admit_resource(&caller, session.as_deref(), &audit_name, tool, &request.uri)?;
         let found = self.unsubscribe_file(&key, &request.uri);
@@ -335,6 +410,61 @@ impl ServerHandler for TailopsServer {
                 Some(json!({ "uri": request.uri })),
             ))
         }
+    }
+
+    /// Prompts, completions and `logging/setLevel` exist only with an
+    /// extension that offers them (production has none: -32601).
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        if self.get_info().capabilities.prompts.is_none() {
+            return Err(ErrorData::method_not_found::<ListPromptsRequestMethod>());
+        }
+        let prompts = self.extension_for(&caller).map(|e| e.prompts()).unwrap_or_default();
+        let (ttl_ms, cache_scope) = private_if_2026(&context);
+        Ok(ListPromptsResult {
+            result_type: Some(ResultType::COMPLETE),
+            prompts,
+            meta: None,
+            next_cursor: None,
+            ttl_ms,
+            cache_scope,
+        })
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let audit_name = format!("prompt:{}", clip_uri(&request.name));
+        self.run_extension(&context, &audit_name, |e| e.get_prompt(&request))
+            .unwrap_or_else(|| Err(ErrorData::method_not_found::<GetPromptRequestMethod>()))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        self.run_extension(&context, "completion/complete", |e| e.complete(&request))
+            .unwrap_or_else(|| Err(ErrorData::method_not_found::<CompleteRequestMethod>()))
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if self.get_info().capabilities.logging.is_none() {
+            return Err(ErrorData::method_not_found::<SetLevelRequestMethod>());
+        }
+        self.run_extension(&context, "logging/setLevel", |_| Ok(()))
+            .unwrap_or_else(|| Err(ErrorData::method_not_found::<SetLevelRequestMethod>()))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {

@@ -131,9 +131,22 @@ impl ServerProcess {
         extra_args: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
     ) -> (Self, std::net::SocketAddr) {
+        Self::start_dev_bin(&Self::bin(), dir, config, extra_args, env)
+    }
+
+    /// [`Self::start_dev_env`] running `bin`, which takes `serve`'s
+    /// arguments (e.g. the conformance fixture server,
+    /// examples/conformance_fixtures.rs).
+    pub fn start_dev_bin(
+        bin: &Path,
+        dir: &Path,
+        config: &str,
+        extra_args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> (Self, std::net::SocketAddr) {
         let cfg_path = dir.join("tailops.toml");
         std::fs::write(&cfg_path, config).expect("write config");
-        let mut cmd = Command::new(Self::bin());
+        let mut cmd = Command::new(bin);
         cmd.args(["--log-format", "json", "serve", "--dev-listen", "127.0.0.1:0", "--config"])
             .arg(&cfg_path)
             .arg("--state-dir")
