@@ -79,7 +79,25 @@ impl ServerProcess {
     }
 
     fn spawn_env(o: ServeOpts<'_>, env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(Self::bin());
+        // A node that gets certificates by ACME (testcontrol's pebble) first
+        // looks the challenge's TXT record up through the system resolver
+        // (best effort; tailscale's feature/acme/cert.go), which would send
+        // a DNS query off this machine. Such a server runs in a private
+        // mount namespace whose /etc/resolv.conf names 127.0.0.1, where
+        // nothing answers: the lookup fails at once and stays on loopback.
+        let mut cmd = if env.iter().any(|(k, _)| *k == "TS_DEBUG_ACME_DIRECTORY_URL") {
+            let resolv = o.state_dir.with_extension("resolv.conf");
+            std::fs::write(&resolv, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").expect("resolv.conf");
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                .arg(r#"r=$1; shift; mount --bind "$r" /etc/resolv.conf && exec "$@""#)
+                .arg("sh")
+                .arg(&resolv)
+                .arg(Self::bin());
+            c
+        } else {
+            Command::new(Self::bin())
+        };
         cmd.args(["--log-format", "json", "serve", "--hostname", o.hostname, "--control-url", o.control_url])
             .arg("--state-dir")
             .arg(o.state_dir)
