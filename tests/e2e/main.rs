@@ -6,6 +6,7 @@ mod support;
 
 mod audit;
 mod bridge;
+mod chaos;
 mod clients;
 mod conn;
 mod docker;
@@ -15,6 +16,7 @@ mod files_read;
 mod files_search;
 mod files_write;
 mod identity;
+mod load;
 mod mcp;
 mod net_probe;
 mod network;
