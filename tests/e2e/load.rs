@@ -385,9 +385,11 @@ async fn signal_once(c: &mut Client, args: &Value, t: &mut HammerTally) -> bool 
 
 /// Starts one client node per name, concurrently.
 pub(crate) async fn nodes(hs: &Headscale, dir: &std::path::Path, names: &[&str]) -> BTreeMap<String, Node> {
+    // Every key first: a headscale CLI child forked while the Go runtime
+    // starts up in this process once failed to exec (EFAULT).
+    let keys: Vec<String> = names.iter().map(|n| hs.user_key(n, true)).collect();
     let mut tasks = Vec::new();
-    for name in names {
-        let key = hs.user_key(name, true);
+    for (name, key) in names.iter().zip(keys) {
         let url = hs.url.clone();
         let state = dir.join(format!("node-{name}"));
         let hostname = format!("load-{name}");
