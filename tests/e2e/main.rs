@@ -6,6 +6,7 @@ mod support;
 
 mod audit;
 mod bridge;
+mod chaos;
 mod clients;
 mod conn;
 mod docker;
@@ -16,6 +17,7 @@ mod files_search;
 mod files_write;
 mod https;
 mod identity;
+mod load;
 mod mcp;
 mod net_probe;
 mod network;

@@ -143,6 +143,21 @@ impl Dockerd {
         self.spawn();
     }
 
+    /// SIGKILL (a crash: no shutdown, its socket file stays behind, its
+    /// containerd and container shims keep running) and wait for the exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same dirs after [`Dockerd::kill`] (it finds
+    /// its containerd still running).
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     /// SIGSTOP: the socket still accepts connections but nothing answers.
     pub fn freeze(&self) {
         self.signal(rustix::process::Signal::STOP);

@@ -173,16 +173,7 @@ logtail:
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config).expect("write config");
         std::fs::write(dir.path().join("policy.hujson"), policy).expect("write policy");
-        let log = std::fs::File::create(dir.path().join("headscale.log")).expect("log file");
-        let child = Command::new(&bin)
-            .args(["-c"])
-            .arg(&config_path)
-            .arg("serve")
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start headscale");
+        let child = serve_child(&bin, &config_path, dir.path());
         let hs = Headscale { child, dir, url, config: config_path, bin };
         hs.wait_healthy();
         hs.cli(&["users", "create", "alice"]);
@@ -269,7 +260,35 @@ logtail:
     }
 }
 
+/// `headscale serve` on `config`, logging (appended) to `dir/headscale.log`.
+fn serve_child(bin: &Path, config: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("headscale.log")).expect("log file");
+    Command::new(bin)
+        .args(["-c"])
+        .arg(config)
+        .arg("serve")
+        .stdout(log.try_clone().expect("dup log"))
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start headscale")
+}
+
 impl Headscale {
+    /// SIGKILL (a control-plane crash: nothing is said to the nodes; its
+    /// embedded DERP goes down with it) and wait for the exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again after [`Headscale::kill`]: same config, ports,
+    /// keys and database, so the nodes see the same control plane return.
+    pub fn start_again(&mut self) {
+        self.child = serve_child(&self.bin, &self.config, self.dir.path());
+        self.wait_healthy();
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
