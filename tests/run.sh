@@ -75,3 +75,10 @@ cargo test --locked --workspace "${args[@]}" 2>&1 | tee target/test-run.log
 # With pipefail a failing cargo fails the run; also require that tests ran.
 grep -q "test result: ok" target/test-run.log
 ! grep -q "test result: FAILED" target/test-run.log
+
+# The full run (CI) also fuzzes; a targeted run (`-- <cargo test args>`)
+# does not.
+if [ "${#args[@]}" -eq 0 ]; then
+  echo "== fuzz (each cargo-fuzz target for FUZZ_SECONDS, default 20 s; tests/fuzz.sh)"
+  bash tests/fuzz.sh
+fi
