@@ -77,3 +77,13 @@ cargo test --locked --workspace "${args[@]}" 2>&1 | tee target/test-run.log
 # With pipefail a failing cargo fails the run; also require that tests ran.
 grep -q "test result: ok" target/test-run.log
 ! grep -q "test result: FAILED" target/test-run.log
+
+# Fuzzing (tests/fuzz.sh) runs when FUZZ_SECONDS is set, and never in a
+# targeted run (`-- <cargo test args>`). Not on by default yet: its cold
+# build (every dependency in release with coverage instrumentation, plus
+# the Go archive) was measured at 66 min wall on a loaded 2-core box; see
+# tests/fuzz.sh.
+if [ "${#args[@]}" -eq 0 ] && [ -n "${FUZZ_SECONDS:-}" ]; then
+  echo "== fuzz (each cargo-fuzz target for FUZZ_SECONDS=$FUZZ_SECONDS s; tests/fuzz.sh)"
+  bash tests/fuzz.sh
+fi

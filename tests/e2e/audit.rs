@@ -48,7 +48,7 @@ impl Drop for Victim {
     }
 }
 
-fn run(cmd: &str, args: &[&str]) {
+pub(crate) fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
@@ -98,7 +98,7 @@ impl Drop for Freeze {
     }
 }
 
-fn verify(files: &[PathBuf], extra: &[&str]) -> (Output, Value) {
+pub(crate) fn verify(files: &[PathBuf], extra: &[&str]) -> (Output, Value) {
     let out = Command::new(ServerProcess::bin())
         .args(["audit", "verify"])
         .args(extra)
@@ -110,7 +110,7 @@ fn verify(files: &[PathBuf], extra: &[&str]) -> (Output, Value) {
     (out, report)
 }
 
-fn records(files: &[PathBuf]) -> Vec<Value> {
+pub(crate) fn records(files: &[PathBuf]) -> Vec<Value> {
     files
         .iter()
         .flat_map(|f| std::fs::read_to_string(f).expect("read audit").lines().map(str::to_string).collect::<Vec<_>>())

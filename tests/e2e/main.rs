@@ -5,6 +5,7 @@
 mod support;
 
 mod audit;
+mod audit_chaos;
 mod bridge;
 mod chaos;
 mod clients;
