@@ -78,6 +78,25 @@ cargo test --locked --workspace "${args[@]}" 2>&1 | tee target/test-run.log
 grep -q "test result: ok" target/test-run.log
 ! grep -q "test result: FAILED" target/test-run.log
 
+# The fuzz targets, built as plain debug binaries in target/ (sharing the
+# main build's dependencies; no coverage instrumentation, so no fuzzing
+# here), replay their seeds: the targets keep compiling, and every input
+# that once found a bug (fuzz/seeds/<target>/) is checked on each run.
+# ~4 min cold, seconds warm.
+if [ "${#args[@]}" -eq 0 ]; then
+  echo "== fuzz targets: build and replay their seeds (fuzz/seeds)"
+  cargo build --locked --manifest-path fuzz/Cargo.toml --target-dir target --bins
+  for src in fuzz/fuzz_targets/*.rs; do
+    t="$(basename "$src" .rs)"
+    echo "-- $t: $(ls "fuzz/seeds/$t" | wc -l) seeds"
+    "target/debug/$t" "fuzz/seeds/$t"/* >"target/fuzz-replay-$t.log" 2>&1 || {
+      tail -n 40 "target/fuzz-replay-$t.log" >&2
+      echo "fuzz target $t failed on a seed" >&2
+      exit 1
+    }
+  done
+fi
+
 # Fuzzing (tests/fuzz.sh) runs when FUZZ_SECONDS is set, and never in a
 # targeted run (`-- <cargo test args>`). Not on by default yet: its cold
 # build (every dependency in release with coverage instrumentation, plus

@@ -50,8 +50,11 @@ fuzz_target!(|data: &[u8]| {
     let mut parts = rest.split(|b| *b == 0xFF).map(|p| String::from_utf8_lossy(p).into_owned());
     let principal = parts.next();
     let tool = parts.next();
-    let args = parts.next().and_then(|s| serde_json::from_str::<Value>(&s).ok());
-    let detail = parts.next().and_then(|s| serde_json::from_str::<Value>(&s).ok());
+    // As the writer does (audit::format::encode_line): a JSON null is
+    // recorded as absent.
+    let json = |s: String| serde_json::from_str::<Value>(&s).ok().filter(|v| !v.is_null());
+    let args = parts.next().and_then(json);
+    let detail = parts.next().and_then(json);
     let n = 1 + u64::from(mode % 4);
     let mut file = Vec::new();
     let mut prev = GENESIS_PREV.to_string();

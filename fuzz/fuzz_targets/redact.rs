@@ -88,15 +88,20 @@ fuzz_target!(|data: &[u8]| {
             let out = redact_line(&line);
             assert!(!leaks(&out, &secret), "redact_line leaked {secret:?} from {line:?}: {out:?}");
         }
-        // argv: context words around `--password S` / `--token=S`.
+        // argv: `--password S` / `--token=S`, then context words. Not
+        // after them: a program named before the flag brings its own rules
+        // (mysql's `--password X` leaves X, the database, readable by
+        // design; see redact/argv.rs), which this generic property does
+        // not model.
         1 => {
-            let mut argv: Vec<String> = before.split(' ').map(str::to_string).collect();
+            let mut argv: Vec<String> = Vec::new();
             if form & 4 == 0 {
                 argv.push("--password".into());
                 argv.push(secret.clone());
             } else {
                 argv.push(format!("--token={secret}"));
             }
+            argv.extend(before.split(' ').map(str::to_string));
             argv.extend(after.split(' ').map(str::to_string));
             let out = redact_argv(&argv).join("\u{1}");
             assert!(!leaks(&out, &secret), "redact_argv leaked {secret:?} from {argv:?}: {out:?}");

@@ -182,12 +182,17 @@ pub(super) fn encode_line(ev: &Event, seq: u64, ts: &str, prev: &str) -> Result<
         source: cap(&ev.source),
         session: cap(&ev.session),
         tool: cap(&ev.tool),
-        args: ev.args.clone(),
+        // A JSON null is recorded as absent: `Option<Value>` reads `null`
+        // back as `None`, so a line holding `"args":null` would never be
+        // its record's canonical serialization — `audit verify` would call
+        // it tampered and the writer would resume before it on restart.
+        // Any caller can send `"arguments": null`.
+        args: ev.args.clone().filter(|v| !v.is_null()),
         decision: cap(&ev.decision),
         outcome: cap(&ev.outcome),
         error_category: cap(&ev.error_category),
         duration_ms: ev.duration_ms,
-        detail: ev.detail.clone(),
+        detail: ev.detail.clone().filter(|v| !v.is_null()),
         prev: prev.to_string(),
         hash: String::new(),
     };
@@ -305,6 +310,21 @@ mod tests {
     use super::*;
     use crate::audit::test_support::{call, cfg, lines, path_of, write_n};
     use crate::audit::{AuditLog, verify};
+
+    /// `"arguments": null` from a caller (and a null detail) must give a
+    /// line that verifies: found by the audit_verify fuzz target.
+    #[test]
+    fn null_args_and_detail_give_a_canonical_line() {
+        let ev = Event {
+            args: Some(Value::Null),
+            detail: Some(Value::Null),
+            tool: Some("whoami".into()),
+            ..Event::new("tool_call")
+        };
+        let (line, hash) = encode_line(&ev, 0, "2026-11-30T00:00:00.000Z", GENESIS_PREV).expect("encode");
+        let rec = check_line(&line).expect("the line verifies");
+        assert_eq!((rec.args, rec.detail, rec.hash), (None, None, hash));
+    }
 
     #[tokio::test]
     async fn canonical_form_is_reproducible_externally() {
