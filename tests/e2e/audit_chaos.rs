@@ -12,46 +12,21 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::audit::{run, verify};
+use super::audit::verify;
 use crate::support::mcp::{Client, Via, client, get};
 use crate::support::server::ServerProcess;
+use crate::support::tmpfs::Tmpfs;
 
 const ADMIN: &str = "[local]\nname = \"dev\"\nroles = [\"admin\"]\n\
 [limits.rate]\ncalls_per_minute = 100000\nburst = 10000\nwrites_per_minute = 100000\nwrite_burst = 10000\n";
 
 /// Size of the audit tmpfs: small enough to fill in a moment.
 const AUDIT_FS_BYTES: u64 = 1 << 20;
-
-/// A tmpfs of `bytes` mounted at `dir/auditfs` (needs root); lazily
-/// unmounted on drop, so a failing test leaves no mount behind.
-struct Tmpfs {
-    mnt: PathBuf,
-}
-
-impl Tmpfs {
-    fn new(dir: &Path, bytes: u64) -> Tmpfs {
-        let mnt = dir.join("auditfs");
-        std::fs::create_dir(&mnt).expect("mnt");
-        run("mount", &["-t", "tmpfs", "-o", &format!("size={bytes},mode=0700"), "tailops-audit", path_str(&mnt)]);
-        Tmpfs { mnt }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-    }
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf8 path")
-}
 
 fn config(audit: &Path, root: &Path) -> String {
     format!(
@@ -122,7 +97,7 @@ fn names(dir: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_audit_disk_refuses_writes_keeps_reads_and_recovers() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let fs = Tmpfs::new(tmp.path(), AUDIT_FS_BYTES);
+    let fs = Tmpfs::mount(&tmp.path().join("auditfs"), AUDIT_FS_BYTES);
     let log = fs.mnt.join("audit.jsonl");
     let root = tmp.path().join("w");
     std::fs::create_dir(&root).expect("root");

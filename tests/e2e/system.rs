@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::mcp::{Client, client};
 use crate::support::server::ServerProcess;
+use crate::support::tmpfs::Tmpfs;
 
 /// A dev server sampling every second.
 const VIEWER: &str = "[local]\nname = \"mon\"\nroles = [\"viewer\"]\n[sampler]\ninterval_secs = 1\n\
@@ -33,23 +34,6 @@ fn meminfo_kb(key: &str) -> u64 {
 fn loadavg() -> f64 {
     let text = std::fs::read_to_string("/proc/loadavg").expect("loadavg");
     text.split_whitespace().next().and_then(|v| v.parse().ok()).expect("load1")
-}
-
-/// A 1 MiB tmpfs the test mounts (we run as root) and unmounts on drop:
-/// its fill level is the one host metric a test controls exactly.
-struct Tmpfs(std::path::PathBuf);
-impl Tmpfs {
-    fn mount(dir: &std::path::Path) -> Self {
-        std::fs::create_dir_all(dir).expect("mount point");
-        let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tailops-test"]).arg(dir).status();
-        assert!(st.is_ok_and(|s| s.success()), "mounting a tmpfs at {} (needs root)", dir.display());
-        Tmpfs(dir.to_path_buf())
-    }
-}
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 struct Kid(Child);
@@ -234,7 +218,7 @@ async fn history_queries_and_bad_ranges() {
 async fn alert_goes_pending_firing_resolved_on_a_filling_disk() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mnt = tmp.path().join("fill");
-    let _fs = Tmpfs::mount(&mnt);
+    let _fs = Tmpfs::mount(&mnt, 1 << 20);
     let metric = format!("disk.{}.used_percent", mnt.display());
     let cfg = format!(
         "[local]\nname = \"ops\"\nroles = [\"admin\"]\n[sampler]\ninterval_secs = 1\ndefault_alerts = false\n\

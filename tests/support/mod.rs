@@ -13,3 +13,4 @@ pub mod proc;
 pub mod server;
 pub mod systemd;
 pub mod testcontrol;
+pub mod tmpfs;
