@@ -165,7 +165,15 @@ async fn fifty_concurrent_connections_and_no_fd_leak() {
     for _ in 0..50 {
         streams.push(client::dial_retry(&alice, &format!("{}:80", server.dns_name), Duration::from_secs(10)).await);
     }
-    let during = server.fd_count();
+    // The client's dial returns once netstack completes the handshake; the
+    // server's accept loop may still be catching up on a loaded box, so
+    // wait (bounded) for it to hold all 50 while they stay open.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut during = server.fd_count();
+    while during < before + 50 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        during = server.fd_count();
+    }
     let host = server.dns_name.clone();
     let tasks: Vec<_> = streams
         .into_iter()
