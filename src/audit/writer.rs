@@ -672,7 +672,10 @@ mod tests {
     #[tokio::test]
     async fn stalled_writer_is_detected_and_durable_appends_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let c = AuditConfig { write_ahead_timeout_ms: 200, ..cfg(dir.path()) };
+        // A stall bound of 1 s, not 200 ms: the durable append below must
+        // find the writer stuck but not yet stalled, and a test thread
+        // preempted for 200 ms on a loaded box got `Stalled` instead.
+        let c = AuditConfig { write_ahead_timeout_ms: 1000, ..cfg(dir.path()) };
         let path = path_of(&c);
         rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo");
         let reader = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path).expect("open fifo");
@@ -689,7 +692,7 @@ mod tests {
         assert!(matches!(r, Err(AuditError::Timeout(_))), "{r:?}");
         assert!(t0.elapsed() < Duration::from_secs(5));
 
-        // Stalled once the writer has been stuck in one write for 200 ms.
+        // Stalled once the writer has been stuck in one write for 1 s.
         // When it got stuck depends on how fast it reached the fourth
         // record, so wait for it (bounded) instead of racing a fixed sleep
         // against that clock: a loaded box failed this once.
@@ -700,12 +703,12 @@ mod tests {
         assert!(!log.is_healthy());
         let h = log.health();
         assert_eq!(h.reason, Some(UnhealthyReason::Stalled), "{h:?}");
-        assert!(h.stalled_ms.is_some_and(|ms| ms >= 200), "{h:?}");
+        assert!(h.stalled_ms.is_some_and(|ms| ms >= 1000), "{h:?}");
         let t0 = Instant::now();
-        let r = log.record_durable(call(101), Duration::from_secs(5)).await;
-        assert!(matches!(r, Err(AuditError::Stalled(ms)) if ms >= 200), "{r:?}");
+        let r = log.record_durable(call(101), Duration::from_secs(30)).await;
+        assert!(matches!(r, Err(AuditError::Stalled(ms)) if ms >= 1000), "{r:?}");
         assert!(matches!(log.flush().await, Err(AuditError::Stalled(_))));
-        assert!(t0.elapsed() < Duration::from_secs(2), "refused at once, not after the 5 s wait");
+        assert!(t0.elapsed() < Duration::from_secs(10), "refused at once, not after the 30 s wait");
 
         let drain = std::thread::spawn(move || {
             let mut reader = reader;
@@ -740,7 +743,7 @@ mod tests {
         assert!(tools.contains(&"tool-100".to_string()) && !tools.contains(&"tool-101".to_string()), "{tools:?}");
         let stalled =
             recs.iter().find(|r| r.detail.as_ref().is_some_and(|d| d["event"] == "stalled")).expect("stalled record");
-        assert!(stalled.detail.as_ref().and_then(|d| d["ms"].as_u64()).is_some_and(|ms| ms >= 200));
+        assert!(stalled.detail.as_ref().and_then(|d| d["ms"].as_u64()).is_some_and(|ms| ms >= 1000));
         let last = recs.iter().find(|r| r.seq == d.seq).expect("durable record");
         assert_eq!((last.hash.as_str(), last.tool.as_deref()), (d.hash.as_str(), Some("tool-102")));
     }
@@ -815,7 +818,12 @@ mod tests {
         log.flush().await.expect("flush");
         assert_eq!(lines(&path).len(), 1);
         log.record(call(2)).expect("record");
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        // Written without a flush: wait (bounded) for the writer instead of
+        // sampling once after a fixed 60 ms, which a loaded box can outlast.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lines(&path).len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert_eq!(lines(&path).len(), 2);
         assert!(log.is_healthy());
         let other = log.clone();
@@ -868,7 +876,14 @@ mod tests {
             out
         });
         log.record(call(1_000_000)).ok();
-        log.flush().await.ok();
+        // The writer catches up once the FIFO drains: wait (bounded) until a
+        // flush succeeds, not for one flush whose stall bound (2 s) a loaded
+        // box can outlast, leaving the queue still full for the next record.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while log.flush().await.is_err() {
+            assert!(Instant::now() < deadline, "writer never caught up: {:?}", log.health());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         log.record(call(1_000_001)).expect("record after drain");
         log.flush().await.expect("flush");
         assert!(log.is_healthy());
