@@ -337,21 +337,35 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn snapshot_matches_proc() {
+        // MemAvailable and the load averages are read just before and just
+        // after the first sample, and the sample is checked against that
+        // bracket: a build beside the tests moves memory by hundreds of MB
+        // a second, and the kernel updates the load every 5 s (on a busy
+        // box by more than 0.5 at once), so one reading taken after the
+        // sample could disagree with it.
+        let loadavg =
+            || -> Vec<f64> { read("/proc/loadavg").split_whitespace().take(3).map(|v| v.parse().unwrap()).collect() };
+        let (avail_before, la_before) = ((meminfo_kib("MemAvailable") * 1024) as f64, loadavg());
         let (sampler, token, _events) = start(SamplerConfig::default()).await;
+        let (avail_after, la_after) = ((meminfo_kib("MemAvailable") * 1024) as f64, loadavg());
         let s = sampler.latest();
+        let within = |v: f64, a: f64, b: f64, slack: f64| v >= a.min(b) - slack && v <= a.max(b) + slack;
 
-        // Memory: MemTotal exact, MemAvailable within 5 %.
+        // Memory: MemTotal exact, MemAvailable within 5 % of the bracket.
         assert_eq!(s.memory.total, meminfo_kib("MemTotal") * 1024);
-        let avail = (meminfo_kib("MemAvailable") * 1024) as f64;
-        assert!((s.memory.available as f64 - avail).abs() <= avail * 0.05, "{} vs {avail}", s.memory.available);
+        let avail = s.memory.available as f64;
+        assert!(
+            within(avail, avail_before, avail_after, avail_before.max(avail_after) * 0.05),
+            "{avail} vs ({avail_before}, {avail_after})"
+        );
         assert_eq!(s.memory.used, s.memory.total - s.memory.available);
         assert_eq!(s.memory.swap_total, meminfo_kib("SwapTotal") * 1024);
 
-        // Load within 0.5 of /proc/loadavg.
-        let la: Vec<f64> = read("/proc/loadavg").split_whitespace().take(3).map(|v| v.parse().unwrap()).collect();
-        assert!((s.load.one - la[0]).abs() <= 0.5, "{:?} vs {la:?}", s.load);
-        assert!((s.load.five - la[1]).abs() <= 0.5, "{:?} vs {la:?}", s.load);
-        assert!((s.load.fifteen - la[2]).abs() <= 0.5, "{:?} vs {la:?}", s.load);
+        // Load within 0.5 of /proc/loadavg (the bracket).
+        let (b, a) = (&la_before, &la_after);
+        assert!(within(s.load.one, b[0], a[0], 0.5), "{:?} vs {b:?} / {a:?}", s.load);
+        assert!(within(s.load.five, b[1], a[1], 0.5), "{:?} vs {b:?} / {a:?}", s.load);
+        assert!(within(s.load.fifteen, b[2], a[2], 0.5), "{:?} vs {b:?} / {a:?}", s.load);
 
         // CPUs: one per "cpuN" line of /proc/stat.
         let ncpu = read("/proc/stat")
@@ -491,15 +505,27 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             std::io::copy(&mut s, &mut std::io::sink()).unwrap()
         });
-        tokio::time::sleep(Duration::from_millis(4500)).await;
         sender.join().unwrap();
         let received = receiver.join().unwrap();
+        // Wait (bounded) until the history holds two CPU points and a
+        // loopback rate, instead of sleeping a fixed 4.5 s and assuming the
+        // 1 s sampler kept pace (a loaded box delays it). `now` is a second
+        // back, so no sample taken before it is still being recorded.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (now, h) = loop {
+            let now = SystemTime::now() - Duration::from_secs(1);
+            let from = now - Duration::from_secs(60);
+            let h = sampler.history("cpu.usage_percent", from, now, 1000).unwrap();
+            let lo = sampler.history("net.lo.rx_bytes_per_sec", from, now, 1000).unwrap();
+            if (h.points.len() >= 2 && lo.points.iter().any(|p| p.max > 0.0)) || Instant::now() > deadline {
+                break (now, h);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        // After every sample up to `now` was taken.
         let rx_after = lo_rx();
-        // A second back, so no sample taken before `now` is still being recorded.
-        let now = SystemTime::now() - Duration::from_secs(1);
         let from = now - Duration::from_secs(60);
 
-        let h = sampler.history("cpu.usage_percent", from, now, 1000).unwrap();
         assert_eq!(h.tier, "full");
         assert!(h.points.len() >= 2, "{h:?}");
         assert!(h.points.windows(2).all(|w| w[0].unix < w[1].unix));
