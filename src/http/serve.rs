@@ -731,7 +731,9 @@ mod tests {
         // Through axum's own reader, as the /mcp gate reads it.
         let err = axum::body::to_bytes(Body::new(body), 1 << 20).await.expect_err("must time out");
         let took = started.elapsed();
-        assert!(took >= limit && took < limit * 10, "failed after {took:?}");
+        // At its deadline, not never: the upper bound is a give-up bound
+        // (50x the 200 ms), as a loaded box can delay the timer's wake-up.
+        assert!(took >= limit && took < limit * 50, "failed after {took:?}");
         assert!(is_body_timeout(&err), "{err:?}");
         assert_eq!(counters.snapshot().body_timeouts, 1);
         // Other errors are not timeouts.

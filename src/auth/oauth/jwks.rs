@@ -318,7 +318,8 @@ mod tests {
             let started = Instant::now();
             let r = v.validate(&token).await;
             assert!(matches!(&r, Err(TokenError::Unavailable(m)) if m.contains(what)), "{path}: {r:?}");
-            assert!(started.elapsed() < Duration::from_secs(3), "{path}");
+            // A give-up bound (the timeout is 1 s; /slow answers after 60 s).
+            assert!(started.elapsed() < Duration::from_secs(30), "{path}");
             // The token never appears in an error.
             assert!(!format!("{r:?}").contains(&token));
         }

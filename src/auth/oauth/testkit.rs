@@ -188,8 +188,10 @@ async fn serve_introspect(State(idp): State<Arc<Idp>>, headers: HeaderMap, body:
     axum::Json(answer).into_response()
 }
 
+/// Answers after a minute: far beyond any client timeout a test sets, so a
+/// test can bound its wait generously and still tell the timeout worked.
 async fn serve_slow() -> &'static str {
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
     "{}"
 }
 

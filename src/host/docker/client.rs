@@ -322,7 +322,9 @@ mod tests {
         let e = d.conn().await.err().expect("no daemon there");
         assert_eq!(e.category, ErrorCategory::Unavailable);
         assert!(!e.message.contains("/nonexistent"), "no internal paths in messages: {}", e.message);
-        assert!(t0.elapsed() < Duration::from_secs(1));
+        // At once, not after the 10 s default timeout (a bound with room
+        // for a loaded box, well under the timeout it tells apart).
+        assert!(t0.elapsed() < Duration::from_secs(5));
         let h = d.health().await;
         assert_eq!(h["status"], "unavailable", "{h}");
     }
