@@ -342,7 +342,7 @@ mod tests {
 
     #[tokio::test]
     async fn introspection_unreachable_or_slow_is_unavailable() {
-        let port = dead_port().await;
+        let (_held, port) = dead_port();
         let v = validator(intro_cfg(SocketAddr::from(([127, 0, 0, 1], port))));
         let r = v.validate("some-token").await;
         assert!(matches!(r, Err(TokenError::Unavailable(_))), "{r:?}");

@@ -297,7 +297,7 @@ mod tests {
     async fn jwks_unreachable_slow_oversized_or_broken_is_unavailable() {
         let key = TestKey::ed("ed-1");
         let token = key.token(&claims(json!({})));
-        let port = dead_port().await;
+        let (_held, port) = dead_port();
         let v = validator(OAuthConfig {
             jwks_url: Some(format!("http://127.0.0.1:{port}/jwks")),
             ..jwt_cfg(SocketAddr::from(([127, 0, 0, 1], port)))

@@ -244,10 +244,14 @@ fn form_decode(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A port nothing listens on.
-pub(super) async fn dead_port() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    l.local_addr().expect("addr").port()
+/// A loopback port nothing listens on: bound but never listening, by the
+/// returned socket, which the test holds so that no test running in
+/// parallel can take the port (one released right after binding could be).
+pub(super) fn dead_port() -> (tokio::net::TcpSocket, u16) {
+    let s = tokio::net::TcpSocket::new_v4().expect("socket");
+    s.bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+    let port = s.local_addr().expect("addr").port();
+    (s, port)
 }
 
 pub(super) fn jwt_cfg(addr: SocketAddr) -> OAuthConfig {
