@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::dockerd::{Dockerd, Registry, Silent};
-use crate::support::mcp::{Via, client, fails, ok, post_sse};
+use crate::support::mcp::{Via, cancel_until_recorded, client, fails, ok, post_sse};
 use crate::support::server::ServerProcess;
 
 const RATE: &str = "[limits.rate]\ncalls_per_minute = 6000\nburst = 500\nwrites_per_minute = 6000\nwrite_burst = 500\n";
@@ -130,9 +130,18 @@ async fn container_lifecycle_from_create_to_remove() {
     assert_eq!(s["status"], "running", "{s}");
     assert_ne!(s["started_at"].as_str(), Some(before.as_str()), "{s}");
 
-    // kill with TERM: the trap exits 0.
+    // kill with TERM: the trap exits 0. The tool looks for the effect only
+    // a moment (~0.5 s) and the shell runs its trap after the current
+    // `sleep 0.2`: on a loaded box the container may still be running when
+    // it answers, so the exit is awaited (bounded) and checked in dockerd.
     let s = ok(&mut c, "container_kill", json!({"container": "tl-life", "signal": "TERM"})).await;
-    assert_eq!((s["status"].as_str(), s["exit_code"].as_i64()), (Some("exited"), Some(0)), "{s}");
+    assert!(s["status"] == "exited" || s["status"] == "running", "{s}");
+    if s["status"] == "exited" {
+        assert_eq!(s["exit_code"].as_i64(), Some(0), "{s}");
+    }
+    wait_for("tl-life to exit after TERM", Duration::from_secs(30), || d.state("tl-life").as_deref() == Some("exited"))
+        .await;
+    assert_eq!(d.docker(&["inspect", "--format", "{{.State.ExitCode}}", "tl-life"]), "0", "the trap exited 0");
     for tool in ["container_kill", "container_stop", "container_pause"] {
         let (cat, e) = fails(&mut c, tool, json!({"container": "tl-life"})).await;
         assert_eq!(cat, "conflict", "{tool} on an exited container: {e}");
@@ -425,10 +434,21 @@ async fn stats_and_exec() {
     let t0 = Instant::now();
     let e =
         ok(&mut c, "container_exec", json!({"container": "tl-idle", "argv": ["sleep", "37"], "timeout_secs": 1})).await;
-    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
+    // Killed at its 1 s timeout, not after the 37 s it asked for (a bound
+    // with room for a loaded box).
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     assert_eq!((e["timed_out"].as_bool(), e["killed"].as_bool()), (Some(true), Some(true)), "{e}");
-    let top = ok(&mut c, "container_top", json!({"container": "tl-idle"})).await;
-    assert!(!top["processes"].to_string().contains("sleep 37"), "{top}");
+    // Gone: the tool waits for the exit at most 2 s, so on a loaded box the
+    // killed process may still be listed a moment; wait (bounded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let top = ok(&mut c, "container_top", json!({"container": "tl-idle"})).await;
+        if !top["processes"].to_string().contains("sleep 37") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the killed exec is still running: {top}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Output is redacted unless an admin asks.
     let e = ok(&mut c, "container_exec", json!({"container": "tl-idle", "argv": ["env"]})).await;
@@ -636,18 +656,11 @@ async fn pull_with_progress_cancel_and_clean_failures() {
         Duration::from_secs(90),
     ));
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let r = c.post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77, "reason": "test"}})).await;
-    assert!(r.status == 202 || r.status == 200, "{}", r.status);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let record = loop {
-        let t = ok(&mut c, "audit_tail", json!({"tool": "image_pull", "kind": "tool_call", "limit": 50})).await;
-        let rec = t["records"].as_array().and_then(|r| r.iter().find(|x| x["args"]["image"] == hang.as_str())).cloned();
-        if let Some(rec) = rec {
-            break rec;
-        }
-        assert!(Instant::now() < deadline, "cancelled pull never finished: {t}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // Cancelled (again on every poll, in case the call was not in flight yet).
+    let record = cancel_until_recorded(&mut c, 77, Some("test"), "image_pull", Duration::from_secs(10), |x| {
+        x["args"]["image"] == hang.as_str()
+    })
+    .await;
     assert!(record["duration_ms"].as_u64().is_some_and(|ms| ms < 3000), "ended on cancel, not on timeout: {record}");
     call.abort();
 }
@@ -702,7 +715,9 @@ async fn daemon_down_frozen_missing_and_back() {
     let mut d = Dockerd::start();
     let img = "tailops-test/busybox:down";
     d.busybox_image(img, &[]);
-    let (_s, addr, _t) = serve(&config("admin", &d, "timeout_secs = 2\n"));
+    // timeout_secs 5: the "at once" checks below must tell a failure at
+    // once from one at the timeout with room for a loaded box.
+    let (_s, addr, _t) = serve(&config("admin", &d, "timeout_secs = 5\n"));
     let mut c = client(addr).await;
     let via = Via::Tcp(addr);
     let host = addr.to_string();
@@ -722,7 +737,7 @@ async fn daemon_down_frozen_missing_and_back() {
     let t0 = Instant::now();
     let (cat, e) = fails(&mut c, "container_list", json!({})).await;
     assert_eq!(cat, "unavailable", "{e}");
-    assert!(t0.elapsed() < Duration::from_secs(2), "within the timeout: {:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(5), "within the timeout: {:?}", t0.elapsed());
     assert!(e["hint"].as_str().is_some_and(|h| h.contains("dockerd")), "{e}");
     for tool in ["docker_info", "container_start", "image_list", "container_logs"] {
         let args = if tool.starts_with("container") { json!({"container": "tl-survivor"}) } else { json!({}) };
@@ -743,19 +758,19 @@ async fn daemon_down_frozen_missing_and_back() {
     let r = crate::support::mcp::get(&via, &host, "/readyz").await;
     assert_eq!(r.body["checks"]["docker"]["status"], "ok", "{}", r.body);
 
-    // Frozen: connections hang; the timeout (2 s) answers, retries fail fast.
+    // Frozen: connections hang; the timeout (5 s) answers, retries fail fast.
     d.freeze();
     let t0 = Instant::now();
     let (cat, e) = fails(&mut c, "container_list", json!({})).await;
     assert_eq!(cat, "unavailable", "{e}");
-    assert!(t0.elapsed() < Duration::from_secs(4), "bounded by timeout_secs: {:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(15), "bounded by timeout_secs: {:?}", t0.elapsed());
     ok(&mut c, "system_overview", json!({})).await;
     let t0 = Instant::now();
     let r = crate::support::mcp::get(&via, &host, "/readyz").await;
     assert_eq!((r.status, r.body["checks"]["docker"]["status"].as_str()), (200, Some("unavailable")), "{}", r.body);
-    assert!(t0.elapsed() < Duration::from_secs(4), "/readyz is bounded: {:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(15), "/readyz is bounded: {:?}", t0.elapsed());
     d.thaw();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = c.call("container_list", json!({})).await;
         if !r.is_tool_error() {
@@ -777,7 +792,8 @@ async fn daemon_down_frozen_missing_and_back() {
         let t0 = Instant::now();
         let (cat, e) = fails(&mut x, "docker_info", json!({})).await;
         assert_eq!(cat, "unavailable", "{host_cfg}: {e}");
-        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        // At once, not after the 10 s default timeout.
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
         assert!(!e["message"].as_str().unwrap_or_default().contains(&tmp.path().display().to_string()), "{e}");
         ok(&mut x, "system_overview", json!({})).await;
     }

@@ -18,7 +18,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::support::mcp::{Client, PROTOCOL, Via, client, fails, get, ok, post_sse, raw};
+use crate::support::mcp::{Client, PROTOCOL, Via, cancel_until_recorded, client, fails, get, ok, post_sse, raw};
 use crate::support::server::ServerProcess;
 
 const RATE: &str = "[limits.rate]\ncalls_per_minute = 6000\nburst = 500\nwrites_per_minute = 6000\nwrite_burst = 500\n";
@@ -256,6 +256,13 @@ fn sse_messages(bytes: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// True once the server process `pid` holds `file` open.
+fn holds_open(pid: u32, file: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.flatten().any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == file)))
+        .unwrap_or(false)
+}
+
 fn append(p: &Path, s: &str) {
     let mut f = std::fs::OpenOptions::new().append(true).open(p).expect("append");
     f.write_all(s.as_bytes()).expect("w");
@@ -307,6 +314,15 @@ async fn follow_sends_lines_as_progress_through_truncation_and_rotation_and_stop
             }
         }),
     ];
+    // The follow is in flight once the server holds the file open (its
+    // tail opened it): the first append must come after that, or it is part
+    // of the tail; a fixed 700 ms assumed the call had started by then,
+    // which a loaded box can outlast.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !holds_open(s.pid(), &p) {
+        assert!(Instant::now() < deadline, "the follow never opened {}", p.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for step in steps {
         tokio::time::sleep(Duration::from_millis(700)).await;
         step();
@@ -346,18 +362,11 @@ async fn follow_sends_lines_as_progress_through_truncation_and_rotation_and_stop
         Duration::from_secs(90),
     ));
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let r = c.post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77, "reason": "test"}})).await;
-    assert!(r.status == 202 || r.status == 200, "{}", r.status);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let record = loop {
-        let t = ok(&mut c, "audit_tail", json!({"tool": "file_tail", "kind": "tool_call", "limit": 50})).await;
-        let rec = t["records"].as_array().and_then(|r| r.iter().find(|x| x["args"]["follow_secs"] == 30)).cloned();
-        if let Some(rec) = rec {
-            break rec;
-        }
-        assert!(Instant::now() < deadline, "cancelled follow never finished: {t}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // Cancelled (again on every poll, in case the call was not in flight yet).
+    let record = cancel_until_recorded(&mut c, 77, Some("test"), "file_tail", Duration::from_secs(20), |x| {
+        x["args"]["follow_secs"] == 30
+    })
+    .await;
     assert!(record["duration_ms"].as_u64().is_some_and(|ms| ms < 15_000), "ended on cancel, not after 30 s: {record}");
     call.abort();
     drop(s);

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support::client;
 use crate::support::headscale::{BASE_DOMAIN, Headscale};
-use crate::support::mcp::{Client, Via, client, fails, ok, post_sse};
+use crate::support::mcp::{Client, Via, cancel_until_recorded, client, fails, ok, post_sse};
 use crate::support::server::{ServeOpts, ServerProcess};
 
 /// A dev server sampling every second, as a viewer (network:read only).
@@ -413,18 +413,10 @@ async fn tailnet_status_and_ping_direct_and_relayed() {
         .await
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let r = c.post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77}})).await;
-    assert!(r.status == 202 || r.status == 200, "{}", r.status);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let record = loop {
-        let t = ok(&mut c, "audit_tail", json!({"tool": "tailnet_ping", "kind": "tool_call", "limit": 50})).await;
-        let rec = t["records"].as_array().and_then(|r| r.iter().find(|x| x["args"]["count"] == 10)).cloned();
-        if let Some(rec) = rec {
-            break rec;
-        }
-        assert!(Instant::now() < deadline, "cancelled ping never finished: {t}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // Cancelled (again on every poll, in case the call was not in flight yet).
+    let record =
+        cancel_until_recorded(&mut c, 77, None, "tailnet_ping", Duration::from_secs(20), |x| x["args"]["count"] == 10)
+            .await;
     assert!(record["duration_ms"].as_u64().is_some_and(|ms| ms < 5000), "ended on cancel: {record}");
     call.abort();
     drop(relayed);

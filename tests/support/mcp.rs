@@ -333,6 +333,37 @@ where
         .collect()
 }
 
+/// Cancels request `id` of `c`'s session (`notifications/cancelled`, with
+/// `reason` when given) and waits, up to `within`, for that call's
+/// `tool_call` record of `tool` (the one `pick` selects) in `audit_tail`,
+/// which it returns. The notification is sent again on every poll: one that
+/// reaches the server before the request itself (its POST still on the way
+/// on a loaded box) is ignored, and the call would run to its end.
+pub async fn cancel_until_recorded(
+    c: &mut Client,
+    id: u64,
+    reason: Option<&str>,
+    tool: &str,
+    within: Duration,
+    pick: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    let mut params = json!({"requestId": id});
+    if let Some(r) = reason {
+        params["reason"] = json!(r);
+    }
+    loop {
+        let r = c.post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})).await;
+        assert!(r.status == 202 || r.status == 200, "cancel: {}", r.status);
+        let t = ok(c, "audit_tail", json!({"tool": tool, "kind": "tool_call", "limit": 50})).await;
+        if let Some(rec) = t["records"].as_array().and_then(|r| r.iter().find(|x| pick(x))).cloned() {
+            return rec;
+        }
+        assert!(std::time::Instant::now() < deadline, "cancelled {tool} call never finished: {t}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// An initialized MCP client of the dev-listen server at `addr`.
 pub async fn client(addr: std::net::SocketAddr) -> Client {
     let mut c = Client::new(Via::Tcp(addr), &addr.to_string());
