@@ -130,12 +130,19 @@ async fn watchdog_pings_stop_while_the_audit_writer_is_stalled() {
     assert_eq!(r.status, 200, "{}", r.body);
     server.wait_for_log(|v| v.to_string().contains("withholding systemd watchdog pings"), Duration::from_secs(30));
     // Pings sent before the decision are queued already; none may follow.
+    // The notify socket's reader thread can lag the log's on a loaded box,
+    // so a ping or two sent just before the decision may still come after
+    // this drain: the pings must stop (a quiet 2 s, within a bound), and at
+    // most those in flight may be seen, not one every 100 ms.
     ns.drain();
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut during = Vec::new();
     while let Some(m) = ns.recv(Duration::from_secs(2)) {
         during.push(m);
+        assert!(Instant::now() < deadline, "pings never stopped while stalled: {during:?}");
     }
-    assert!(during.iter().all(|m| !m.contains("WATCHDOG=1")), "pinged while stalled: {during:?}");
+    let pings = during.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings <= 2, "pinged while stalled: {during:?}");
     let ready = get(&Via::Tcp(addr), &host, "/readyz").await;
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert_eq!(ready.body["checks"]["audit"]["reason"], "stalled", "{}", ready.body);

@@ -246,13 +246,15 @@ async fn term_to_a_child_reports_it_exited() {
     let (_server, addr) = ServerProcess::start_dev(tmp.path(), ADMIN, &[]);
     let mut c = client(addr).await;
     let kid = Kid::sleep();
-    let r = c.call("process_signal", json!({"pid": kid.pid(), "wait_ms": 5000})).await;
+    // The longest wait allowed (a give-up bound: the answer comes at the
+    // exit), so a loaded box slow to run the killed process still counts.
+    let r = c.call("process_signal", json!({"pid": kid.pid(), "wait_ms": 10_000})).await;
     assert!(!r.is_tool_error(), "{}", r.body);
     let out: &Value = r.structured();
     assert_eq!(out["signal"], "TERM");
     assert_eq!(out["name"], "sleep");
     assert_eq!(out["exited"], true, "{out}");
-    assert!(out["waited_ms"].as_u64().is_some_and(|w| w < 5000), "{out}");
+    assert!(out["waited_ms"].as_u64().is_some_and(|w| w < 10_000), "{out}");
     let summary = out["summary"].as_str().unwrap_or_default();
     assert!(summary.starts_with(&format!("sent SIGTERM to {} (sleep); it exited within", kid.pid())), "{summary}");
 
@@ -262,7 +264,7 @@ async fn term_to_a_child_reports_it_exited() {
     assert!(!r.is_tool_error(), "{}", r.body);
     let out = r.structured();
     assert_eq!(out["exited"], false, "{out}");
-    assert!(out["waited_ms"].as_u64().is_some_and(|w| (300..3000).contains(&w)), "{out}");
+    assert!(out["waited_ms"].as_u64().is_some_and(|w| (300..10_000).contains(&w)), "{out}");
 }
 
 /// Out-of-range pids and waits are invalid input; a free pid is not found;
