@@ -114,10 +114,13 @@ async fn silent_sockets_are_cut_at_the_first_byte_timeout_and_free_their_slots()
         "answered after {} — before the silent sockets were cut, so they did not hold every slot",
         secs(answered)
     );
-    assert!(answered <= Duration::from_secs(6), "answered only after {}", secs(answered));
+    // Upper bounds are give-up bounds with room for a loaded box: the
+    // silent sockets are cut at 2 s; the next timer that could cut them is
+    // the 30 s header timeout.
+    assert!(answered <= Duration::from_secs(15), "answered only after {}", secs(answered));
 
     for (i, s) in silent.iter_mut().enumerate() {
-        let got = closed_within(s, Duration::from_secs(8).saturating_sub(started.elapsed()))
+        let got = closed_within(s, Duration::from_secs(20).saturating_sub(started.elapsed()))
             .await
             .unwrap_or_else(|| panic!("silent socket {i} still open after {}", secs(started.elapsed())));
         let at = started.elapsed();
@@ -154,14 +157,16 @@ async fn a_trickled_body_is_cut_at_the_body_deadline() {
     assert_eq!(status, 408, "{body}");
     let v: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["error"]["category"], "timeout", "{body}");
-    assert!(at >= Duration::from_millis(1500) && at <= Duration::from_secs(5), "408 after {}", secs(at));
-    assert!(closed_within(&mut rd, Duration::from_secs(3)).await.is_some(), "connection kept after the 408");
+    // At the 2 s deadline, not when the trickle ends (12 s): the upper
+    // bound has room for a loaded box.
+    assert!(at >= Duration::from_millis(1500) && at <= Duration::from_secs(9), "408 after {}", secs(at));
+    assert!(closed_within(&mut rd, Duration::from_secs(10)).await.is_some(), "connection kept after the 408");
     trickle.abort();
 
     // Others are still served.
     let mut other = connect_from("127.0.0.1", addr).await;
     other.write_all(get(addr, "/healthz").as_bytes()).await.expect("write");
-    assert_eq!(read_response(&mut other, Duration::from_secs(5)).await.0, 200);
+    assert_eq!(read_response(&mut other, Duration::from_secs(20)).await.0, 200);
 }
 
 /// The frame types in a run of HTTP/2 frames.
@@ -188,11 +193,13 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     // HTTP/1.1: one request, then nothing.
     let mut h1 = connect_from("127.0.0.1", addr).await;
     h1.write_all(get(addr, "/healthz").as_bytes()).await.expect("write");
-    assert_eq!(read_response(&mut h1, Duration::from_secs(5)).await.0, 200);
+    assert_eq!(read_response(&mut h1, Duration::from_secs(20)).await.0, 200);
     let idle_from = Instant::now();
-    assert!(closed_within(&mut h1, Duration::from_secs(6)).await.is_some(), "HTTP/1 idle connection still open");
+    // Closed at the 2 s idle timeout, not by the 30 s header timer: the
+    // upper bound has room for a loaded box.
+    assert!(closed_within(&mut h1, Duration::from_secs(20)).await.is_some(), "HTTP/1 idle connection still open");
     let at = idle_from.elapsed();
-    assert!(at >= Duration::from_millis(1500) && at <= Duration::from_secs(5), "HTTP/1 closed after {}", secs(at));
+    assert!(at >= Duration::from_millis(1500) && at <= Duration::from_secs(15), "HTTP/1 closed after {}", secs(at));
 
     // HTTP/2 (prior knowledge): preface and SETTINGS, then nothing. The
     // server says GOAWAY; this client never acks its PING, so the server
@@ -202,7 +209,7 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
     h2.write_all(&hello).await.expect("write");
     let started = Instant::now();
-    let got = closed_within(&mut h2, Duration::from_secs(12)).await.expect("HTTP/2 idle connection still open");
+    let got = closed_within(&mut h2, Duration::from_secs(25)).await.expect("HTTP/2 idle connection still open");
     let at = started.elapsed();
     assert!(at >= Duration::from_millis(1500), "HTTP/2 closed early, after {}", secs(at));
     assert!(h2_frame_types(&got).contains(&7), "closed with a GOAWAY frame: {:?}", h2_frame_types(&got));
@@ -216,7 +223,7 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
         "GET /mcp HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\nmcp-session-id: {sid}\r\nmcp-protocol-version: {PROTOCOL}\r\n\r\n"
     );
     sse.write_all(req.as_bytes()).await.expect("write");
-    let (status, head, _) = read_head(&mut sse, Duration::from_secs(5)).await;
+    let (status, head, _) = read_head(&mut sse, Duration::from_secs(20)).await;
     assert_eq!(status, 200, "{head}");
     assert!(head.to_ascii_lowercase().contains("text/event-stream"), "{head}");
     assert!(closed_within(&mut sse, Duration::from_secs(5)).await.is_none(), "an open SSE stream was closed as idle");
@@ -236,32 +243,32 @@ async fn one_peer_over_its_cap_is_refused_while_other_peers_are_served() {
     for i in 1..=4 {
         let mut s = connect_from("127.0.0.1", addr).await;
         s.write_all(get(addr, "/healthz").as_bytes()).await.expect("write");
-        let (status, body) = read_response(&mut s, Duration::from_secs(5)).await;
+        let (status, body) = read_response(&mut s, Duration::from_secs(20)).await;
         assert_eq!(status, 200, "connection {i} of 4: {body}");
         held.push(s); // kept alive, still counted
     }
     for i in 5..=6 {
         let mut s = connect_from("127.0.0.1", addr).await;
         let _ = s.write_all(get(addr, "/healthz").as_bytes()).await;
-        let (status, body) = read_response(&mut s, Duration::from_secs(3)).await;
+        let (status, body) = read_response(&mut s, Duration::from_secs(20)).await;
         assert_eq!(status, 429, "connection {i}: {body}");
         let v: Value = serde_json::from_str(&body).expect("json");
         assert!(v["error"]["hint"].as_str().is_some_and(|h| h.contains("max_connections_per_peer")), "{body}");
-        assert!(closed_within(&mut s, Duration::from_secs(2)).await.is_some(), "refused connection {i} kept open");
+        assert!(closed_within(&mut s, Duration::from_secs(20)).await.is_some(), "refused connection {i} kept open");
     }
 
     // Another peer is served while the first holds its cap.
     let mut other = connect_from("127.0.0.2", addr).await;
     other.write_all(get(addr, "/healthz").as_bytes()).await.expect("write");
-    assert_eq!(read_response(&mut other, Duration::from_secs(5)).await.0, 200, "other peer");
+    assert_eq!(read_response(&mut other, Duration::from_secs(20)).await.0, 200, "other peer");
 
     // Closing one frees one place.
     drop(held.pop());
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut s = connect_from("127.0.0.1", addr).await;
         s.write_all(get(addr, "/healthz").as_bytes()).await.expect("write");
-        let (status, _) = read_response(&mut s, Duration::from_secs(3)).await;
+        let (status, _) = read_response(&mut s, Duration::from_secs(20)).await;
         if status == 200 {
             break;
         }

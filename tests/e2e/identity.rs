@@ -306,8 +306,11 @@ async fn revoked_grant_stops_on_a_kept_alive_connection() {
         }
         assert!(!r.is_tool_error(), "{}", r.body);
         match propagated {
+            // TTL_SECS plus room for a loaded box (the fresh connection that
+            // measures `p` and the kept call each take a while); still far
+            // below the 30 s default TTL a config not applied would keep.
             Some(p) => assert!(
-                revoked.elapsed() < p + Duration::from_secs(TTL_SECS + 3),
+                revoked.elapsed() < p + Duration::from_secs(TTL_SECS + 8),
                 "the revoked grant still works on the kept connection {:?} after the server's node \
                  learnt of the revocation (identity_ttl_secs = {TTL_SECS})",
                 revoked.elapsed() - p

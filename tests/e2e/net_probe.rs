@@ -298,10 +298,12 @@ async fn probes_and_target_policy() {
             drop(s);
         }
     });
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    // Bound but never listening, and held for the whole test: connecting is
+    // refused, and no test running in parallel can bind the port meanwhile
+    // (one released right after binding it could be taken).
+    let closed_sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    closed_sock.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let closed = closed_sock.local_addr().expect("addr").port();
     let (mut server, addr) = ServerProcess::start_dev(tmp.path(), &config(dns.addr, &ca, ""), &[]);
     let mut c = client(addr).await;
 

@@ -87,7 +87,7 @@ async fn server_joins_and_knows_who_calls() {
     assert_eq!(res.json()["node"], server.dns_name);
 
     // alice's node sees the server as an online peer.
-    let st = alice.status(Duration::from_secs(5)).await.expect("status");
+    let st = alice.status(Duration::from_secs(30)).await.expect("status");
     let peer = st.peers.iter().find(|p| p.dns_name == server.dns_name).expect("server is a peer");
     assert!(peer.online, "{peer:?}");
     assert_eq!(peer.tags, vec!["tag:tailops".to_string()]);
@@ -155,10 +155,16 @@ async fn fifty_concurrent_connections_and_no_fd_leak() {
     let alice = client::node("alice-c", &hs.url, &hs.user_key("alice", true), &tmp.path().join("alice")).await;
 
     // Warm up (first dial may wait for DERP/peer state), then take the
-    // baseline fd count.
+    // baseline: the fd count and the socket inodes. The warm-up
+    // connection's server socket may still be open here and close later (a
+    // loaded box), so "50 open at once" counts sockets that are new since
+    // the baseline instead of comparing fd counts, which that late close
+    // would have left one short.
     assert_eq!(client::get(&alice, &server.dns_name, "/healthz").await.status, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.fd_count();
+    let base_sockets = server.socket_inodes();
+    let new_sockets = || server.socket_inodes().into_iter().filter(|i| !base_sockets.contains(i)).count();
 
     // 50 connections open at once, each serving one request.
     let mut streams = Vec::new();
@@ -169,10 +175,10 @@ async fn fifty_concurrent_connections_and_no_fd_leak() {
     // server's accept loop may still be catching up on a loaded box, so
     // wait (bounded) for it to hold all 50 while they stay open.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut during = server.fd_count();
-    while during < before + 50 && Instant::now() < deadline {
+    let mut during = new_sockets();
+    while during < 50 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        during = server.fd_count();
+        during = new_sockets();
     }
     let host = server.dns_name.clone();
     let tasks: Vec<_> = streams
@@ -190,7 +196,7 @@ async fn fifty_concurrent_connections_and_no_fd_leak() {
         ok += 1;
     }
     assert_eq!(ok, 50);
-    assert!(during >= before + 50, "the 50 connections were open at the same time ({before} → {during} fds)");
+    assert!(during >= 50, "the 50 connections were open at the same time ({during} new sockets)");
 
     // All closed: the server's fd count returns to the baseline.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -199,7 +205,7 @@ async fn fifty_concurrent_connections_and_no_fd_leak() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         after = server.fd_count();
     }
-    assert!(after <= before, "fd leak: {before} before, {during} during, {after} after");
+    assert!(after <= before, "fd leak: {before} before, {during} new sockets during, {after} after");
     alice.close().await.expect("close");
 }
 
@@ -264,7 +270,7 @@ async fn signals_while_node_runs() {
         let node = node.clone();
         tokio::spawn(async move {
             for _ in 0..20 {
-                node.status(Duration::from_secs(5)).await.expect("status while signalled");
+                node.status(Duration::from_secs(30)).await.expect("status while signalled");
             }
         })
     };
@@ -273,6 +279,8 @@ async fn signals_while_node_runs() {
         tokio::task::yield_now().await;
     }
     busy.await.expect("node calls kept working");
-    tokio::time::timeout(Duration::from_secs(5), usr1.recv()).await.expect("signal delivered to tokio");
+    // A give-up bound: the signals were sent long ago; a loaded box may
+    // still take a while to run tokio's signal driver.
+    tokio::time::timeout(Duration::from_secs(30), usr1.recv()).await.expect("signal delivered to tokio");
     node.close().await.expect("close");
 }
