@@ -411,7 +411,17 @@ async fn journald_copy_matches_the_chain_and_resists_field_injection() {
     assert_ne!(r.status, 429);
     let r = c.call("process_signal", json!({"pid": 1})).await;
     assert_eq!(r.error_category(), Some("permission_denied"), "{}", r.body);
-    let ready = get(&Via::Tcp(addr), &host, "/readyz").await;
+    // The writer sends the journald copy after the call has answered:
+    // wait (bounded) for the four records' copies instead of sampling once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        let ready = get(&Via::Tcp(addr), &host, "/readyz").await;
+        let sent = ready.body["checks"]["audit"]["journald"]["sent"].as_u64().unwrap_or(0);
+        if sent >= 4 || Instant::now() > deadline {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let j = &ready.body["checks"]["audit"]["journald"];
     assert_eq!(j["status"], "on", "{}", ready.body);
     assert!(j["sent"].as_u64().is_some_and(|n| n >= 4) && j["dropped"] == 0, "{j}");
