@@ -7,7 +7,8 @@
 //! dev-listen. Baselines: `GET /containers/json` and
 //! `GET /containers/{id}/stats?stream=false`, one-shot and two-sample (all
 //! 20, concurrently) straight to the daemon's unix socket with hyper, and
-//! the `docker ps` CLI.
+//! the `docker ps` CLI. tailops runs on the daemon's host, so
+//! `container_stats` reads the containers' cgroup files (asserted).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -110,6 +111,8 @@ fn main() {
             assert!(!r.is_tool_error(), "{}", r.body);
             let rows = r.structured()["containers"].as_array().map(Vec::len).unwrap_or(0);
             assert_eq!(rows, RUNNING, "{}", r.body);
+            // The figure is the cgroup path's: tailops runs on the daemon's host.
+            assert_eq!(r.structured()["from_cgroup"].as_u64(), Some(RUNNING as u64), "{}", r.body);
         }
         row(&format!("tools/call container_stats (all {RUNNING}), later calls"), &mut t);
         let mut t = Vec::new();
