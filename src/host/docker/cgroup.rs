@@ -330,7 +330,7 @@ impl Host {
         let layout = parse_mountinfo(&text)?;
         let mem_total =
             read_path(&roots.proc.join("meminfo"), MAX_CGROUP_FILE_BYTES).ok().and_then(|t| parse_memtotal(&t));
-        let own_netns = rustix::fs::stat(&roots.proc.join("self/ns/net")).ok().map(|s| ino(&s));
+        let own_netns = rustix::fs::stat(roots.proc.join("self/ns/net")).ok().map(|s| ino(&s));
         Some(Self { roots, layout, mem_total, own_netns })
     }
 
@@ -341,7 +341,7 @@ impl Host {
             return None;
         }
         let dir = rustix::fs::open(
-            &self.roots.proc.join(pid.to_string()),
+            self.roots.proc.join(pid.to_string()),
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
