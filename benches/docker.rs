@@ -115,6 +115,18 @@ fn main() {
             assert_eq!(r.structured()["from_cgroup"].as_u64(), Some(RUNNING as u64), "{}", r.body);
         }
         row(&format!("tools/call container_stats (all {RUNNING}), later calls"), &mut t);
+        // Calls at least CPU_MIN_WINDOW apart: every one computes a fresh
+        // CPU % against the kept reading (back-to-back calls repeat it).
+        let mut t = Vec::new();
+        for _ in 0..stats_n {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let t0 = Instant::now();
+            let r = c.call("container_stats", json!({})).await;
+            t.push(t0.elapsed());
+            assert!(!r.is_tool_error(), "{}", r.body);
+            assert_eq!(r.structured()["from_cgroup"].as_u64(), Some(RUNNING as u64), "{}", r.body);
+        }
+        row(&format!("tools/call container_stats (all {RUNNING}), calls 300 ms apart (fresh CPU %)"), &mut t);
         let mut t = Vec::new();
         for _ in 0..stats_n {
             let t0 = Instant::now();
