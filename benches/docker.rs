@@ -7,7 +7,8 @@
 //! dev-listen. Baselines: `GET /containers/json` and
 //! `GET /containers/{id}/stats?stream=false`, one-shot and two-sample (all
 //! 20, concurrently) straight to the daemon's unix socket with hyper, and
-//! the `docker ps` CLI.
+//! the `docker ps` CLI. tailops runs on the daemon's host, so
+//! `container_stats` reads the containers' cgroup files (asserted).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -110,8 +111,22 @@ fn main() {
             assert!(!r.is_tool_error(), "{}", r.body);
             let rows = r.structured()["containers"].as_array().map(Vec::len).unwrap_or(0);
             assert_eq!(rows, RUNNING, "{}", r.body);
+            // The figure is the cgroup path's: tailops runs on the daemon's host.
+            assert_eq!(r.structured()["from_cgroup"].as_u64(), Some(RUNNING as u64), "{}", r.body);
         }
         row(&format!("tools/call container_stats (all {RUNNING}), later calls"), &mut t);
+        // Calls at least CPU_MIN_WINDOW apart: every one computes a fresh
+        // CPU % against the kept reading (back-to-back calls repeat it).
+        let mut t = Vec::new();
+        for _ in 0..stats_n {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let t0 = Instant::now();
+            let r = c.call("container_stats", json!({})).await;
+            t.push(t0.elapsed());
+            assert!(!r.is_tool_error(), "{}", r.body);
+            assert_eq!(r.structured()["from_cgroup"].as_u64(), Some(RUNNING as u64), "{}", r.body);
+        }
+        row(&format!("tools/call container_stats (all {RUNNING}), calls 300 ms apart (fresh CPU %)"), &mut t);
         let mut t = Vec::new();
         for _ in 0..stats_n {
             let t0 = Instant::now();

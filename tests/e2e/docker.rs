@@ -379,6 +379,7 @@ async fn stats_and_exec() {
     let s = ok(&mut c, "container_stats", json!({"container": "tl-busy"})).await;
     let row = &s["containers"][0];
     assert_eq!(row["name"], "tl-busy");
+    assert_eq!(row["source"], "cgroup", "tailops runs on the daemon's host: {s}");
     assert!(row["cpu_percent"].as_f64().is_some_and(|p| p > 5.0), "a busy loop uses CPU: {s}");
     assert!(row["pids"].as_u64().is_some_and(|p| p >= 1), "{s}");
     assert!(row["memory_usage_bytes"].as_u64().is_some_and(|m| m > 0), "{s}");
@@ -473,10 +474,42 @@ async fn stats_and_exec() {
     assert!(e["hint"].as_str().is_some_and(|h| h.contains("exec_enabled")), "{e}");
 }
 
-/// `container_stats` reads one-shot stats (no 2 s wait in the daemon) and
-/// computes CPU % from the previous reading it kept: over a window that
-/// contains dockerd's own two-sample window, the figures agree within 5
-/// points for a container held at half a core by its CFS quota.
+/// Rounds of the CPU comparison at most, and how many must agree.
+const CPU_ROUNDS: usize = 10;
+const CPU_AGREEING_ROUNDS: usize = 3;
+
+/// A busy loop held at half a core that keeps its half on a loaded host:
+/// top of the cpu hierarchy (`--cgroup-parent /`) with the largest weight
+/// (`--cpu-shares 262144`), capped by its CFS quota (`--cpus 0.5`). Under
+/// `/docker` the whole group competes with every host process as one
+/// weight-1024 entity: with six busy loops on this 2-core box a `--cpus
+/// 0.5` container got 27-28 % and the figure swings with the load, so two
+/// windows a second apart see different rates. Here it measured 49-50 %
+/// under the same load: whatever window is compared, the rate is the same.
+fn steady_half_core(d: &Dockerd, img: &str, name: &str) -> String {
+    d.run(
+        &["--name", name, "--cpus", "0.5", "--cpu-shares", "262144", "--cgroup-parent", "/"],
+        img,
+        &["sh", "-c", "while true; do :; done"],
+    )
+}
+
+/// dockerd's own two-sample CPU % (`docker stats --no-stream`: the CLI
+/// asks `stats?stream=false`, dockerd answers with two samples about a
+/// second apart and the CLI applies docker's formula).
+fn dockers_cpu_percent(d: &Dockerd, name: &str) -> f64 {
+    let theirs = d.docker(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", name]);
+    theirs.trim().trim_end_matches('%').parse().expect("docker stats CPU %")
+}
+
+/// `container_stats` reads a local container's usage from its cgroup files
+/// and computes CPU % against the reading it kept from the call before.
+/// Each round asks dockerd for its own two-sample figure and then tailops:
+/// tailops's window (previous call → this call) contains dockerd's, and
+/// the container's rate is the same in both (see [`steady_half_core`]), so
+/// the figures agree within 5 points in 3 rounds (of at most 10; a round
+/// off by more is printed, not fatal — a wrong formula, per host instead
+/// of per core or a mixed-up reading, misses by tens of points every time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_cpu_percent_matches_dockers_two_sample_figure() {
     let d = Dockerd::start();
@@ -484,35 +517,82 @@ async fn stats_cpu_percent_matches_dockers_two_sample_figure() {
     d.busybox_image(img, &[]);
     let (_s, addr, _t) = serve(&config("viewer", &d, ""));
     let mut c = client(addr).await;
-    d.run(&["--name", "tl-cpu", "--cpus", "0.5"], img, &["sh", "-c", "while true; do :; done"]);
+    steady_half_core(&d, img, "tl-cpu");
     // First call: no kept reading, so two readings a short interval apart.
     let first = ok(&mut c, "container_stats", json!({"container": "tl-cpu"})).await;
+    assert_eq!(first["containers"][0]["source"], "cgroup", "read from its cgroup on this host: {first}");
     assert!(first["containers"][0]["cpu_percent"].as_f64().is_some(), "{first}");
-    // The windows are close but not the same, and parallel tests (or a
-    // loaded CI machine) make a starved container's share vary between
-    // them: one of 5 rounds must agree within 5 points and none may be
-    // far off (a wrong formula — per core vs per host, a stale reading —
-    // misses by tens of points every time).
+    assert_eq!((first["from_cgroup"].as_u64(), first["from_engine_api"].as_u64()), (Some(1), Some(0)), "{first}");
     let mut pairs = Vec::new();
-    for _ in 0..5 {
-        // dockerd's figure: its own two samples ~1 s apart, inside our window.
-        let _ = ok(&mut c, "container_stats", json!({"container": "tl-cpu"})).await;
-        let theirs = d.docker(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", "tl-cpu"]);
-        let theirs: f64 = theirs.trim().trim_end_matches('%').parse().expect("docker stats CPU %");
+    for _ in 0..CPU_ROUNDS {
+        let theirs = dockers_cpu_percent(&d, "tl-cpu");
         let ours = ok(&mut c, "container_stats", json!({"container": "tl-cpu"})).await;
+        assert_eq!(ours["containers"][0]["source"], "cgroup", "{ours}");
         let ours = ours["containers"][0]["cpu_percent"].as_f64().expect("cpu_percent");
-        assert!(ours > 20.0, "a busy loop capped at half a core: {ours}%");
-        assert!((ours - theirs).abs() <= 15.0, "tailops {ours}% vs dockerd {theirs}%");
         pairs.push((ours, theirs));
-        if (ours - theirs).abs() <= 5.0 {
+        if pairs.iter().filter(|(o, t)| (o - t).abs() <= 5.0).count() == CPU_AGREEING_ROUNDS {
             break;
         }
     }
-    assert!(pairs.iter().any(|(o, t)| (o - t).abs() <= 5.0), "no round within 5 points: {pairs:?}");
+    let agreeing = pairs.iter().filter(|(o, t)| (o - t).abs() <= 5.0).count();
+    assert_eq!(agreeing, CPU_AGREEING_ROUNDS, "(tailops %, dockerd %) per round: {pairs:?}");
     // Every running container at once uses (and refreshes) the same readings.
     let all = ok(&mut c, "container_stats", json!({})).await;
     assert_eq!(names(&all, "containers"), ["tl-cpu"], "{all}");
+    assert_eq!(all["containers"][0]["source"], "cgroup", "{all}");
     assert!(all["containers"][0]["cpu_percent"].as_f64().is_some_and(|p| p > 20.0), "{all}");
+}
+
+/// A tailops that cannot see the containers' processes (its own PID
+/// namespace, as when it runs in a container without the host's PIDs)
+/// reads every row from the Engine API instead: the same rows, the same
+/// fields, `source: "engine_api"`, and it keeps doing so on later calls
+/// (the miss is remembered) while a tailops on the host reads cgroups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_fall_back_to_the_engine_api_when_the_cgroup_is_not_visible() {
+    let d = Dockerd::start();
+    let img = "tailops-test/busybox:fallback";
+    d.busybox_image(img, &[]);
+    steady_half_core(&d, img, "tl-fb-busy");
+    d.run(&["--name", "tl-fb-idle", "--memory", "64m"], img, &["sleep", "300"]);
+    let (_h, addr, _th) = serve(&config("viewer", &d, ""));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_n, ns_addr) = ServerProcess::start_dev_wrapped(
+        &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
+        tmp.path(),
+        &config("viewer", &d, ""),
+    );
+    let mut on_host = client(addr).await;
+    let mut in_ns = client(ns_addr).await;
+    for round in 0..2 {
+        let h = ok(&mut on_host, "container_stats", json!({})).await;
+        let n = ok(&mut in_ns, "container_stats", json!({})).await;
+        assert_eq!((h["from_cgroup"].as_u64(), h["from_engine_api"].as_u64()), (Some(2), Some(0)), "{h}");
+        assert_eq!((n["from_cgroup"].as_u64(), n["from_engine_api"].as_u64()), (Some(0), Some(2)), "{n}");
+        assert_eq!(names(&h, "containers"), ["tl-fb-busy", "tl-fb-idle"], "{h}");
+        assert_eq!(names(&h, "containers"), names(&n, "containers"), "round {round}");
+        for (hr, nr) in h["containers"].as_array().expect("rows").iter().zip(n["containers"].as_array().expect("rows"))
+        {
+            let keys = |r: &Value| r.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+            assert_eq!(keys(hr), keys(nr), "same row shape: {hr} vs {nr}");
+            assert_eq!((hr["source"].as_str(), nr["source"].as_str()), (Some("cgroup"), Some("engine_api")));
+            for k in ["id", "name", "memory_limit_bytes", "pids", "net_rx_bytes", "net_tx_bytes"] {
+                assert_eq!(hr[k], nr[k], "{k}: {hr} vs {nr}");
+            }
+            for r in [hr, nr] {
+                assert!(r["cpu_percent"].as_f64().is_some(), "{r}");
+                assert!(r["memory_usage_bytes"].as_u64().is_some_and(|m| m > 0), "{r}");
+            }
+        }
+        let busy = |v: &Value| v["containers"][0]["cpu_percent"].as_f64().unwrap_or(0.0);
+        assert!(busy(&h) > 20.0 && busy(&n) > 20.0, "both see the busy loop: {h} {n}");
+        assert_eq!(h["containers"][1]["memory_limit_bytes"], 64 << 20, "{h}");
+    }
+    let one = ok(&mut in_ns, "container_stats", json!({"container": "tl-fb-idle"})).await;
+    assert_eq!(one["containers"][0]["source"], "engine_api", "{one}");
+    assert!(one["summary"].as_str().is_some_and(|s| s.contains("Engine API")), "{one}");
+    let one = ok(&mut on_host, "container_stats", json!({"container": "tl-fb-idle"})).await;
+    assert_eq!(one["containers"][0]["source"], "cgroup", "{one}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,9 +162,27 @@ impl ServerProcess {
         extra_args: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
     ) -> (Self, std::net::SocketAddr) {
+        Self::start_dev_cmd(Command::new(bin), dir, config, extra_args, env)
+    }
+
+    /// [`Self::start_dev`] started through `wrapper` (the argv before the
+    /// binary's path), e.g. `unshare --pid --fork --mount-proc --kill-child`.
+    pub fn start_dev_wrapped(wrapper: &[&str], dir: &Path, config: &str) -> (Self, std::net::SocketAddr) {
+        let (prog, args) = wrapper.split_first().expect("a wrapper program");
+        let mut cmd = Command::new(prog);
+        cmd.args(args).arg(Self::bin());
+        Self::start_dev_cmd(cmd, dir, config, &[], &[])
+    }
+
+    fn start_dev_cmd(
+        mut cmd: Command,
+        dir: &Path,
+        config: &str,
+        extra_args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> (Self, std::net::SocketAddr) {
         let cfg_path = dir.join("tailops.toml");
         std::fs::write(&cfg_path, config).expect("write config");
-        let mut cmd = Command::new(bin);
         cmd.args(["--log-format", "json", "serve", "--dev-listen", "127.0.0.1:0", "--config"])
             .arg(&cfg_path)
             .arg("--state-dir")

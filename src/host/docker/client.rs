@@ -34,6 +34,8 @@ struct Inner {
     hung_until: Mutex<Option<Instant>>,
     /// The last CPU reading per container (`container_stats` one-shot).
     readings: super::cpu::Readings,
+    /// Init PIDs (or recent misses) per container (`container_stats` from cgroups).
+    cgroup_pids: super::cgroup::Pids,
 }
 
 #[derive(Clone)]
@@ -64,12 +66,17 @@ impl Docker {
                 connecting: tokio::sync::Mutex::new(()),
                 hung_until: Mutex::new(None),
                 readings: super::cpu::Readings::default(),
+                cgroup_pids: super::cgroup::Pids::default(),
             }),
         }
     }
 
     pub(super) fn readings(&self) -> &super::cpu::Readings {
         &self.inner.readings
+    }
+
+    pub(super) fn cgroup_pids(&self) -> &super::cgroup::Pids {
+        &self.inner.cgroup_pids
     }
 
     pub(super) fn cfg(&self) -> &DockerConfig {

@@ -1,23 +1,20 @@
 //! Reading containers: `container_list`, `container_inspect`,
-//! `container_stats`, `container_top`.
+//! `container_top` (`container_stats` is `stats`).
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use bollard::models as m;
 use bollard::query_parameters as qp;
-use futures::StreamExt;
 
 use super::client::{Conn, Docker};
-use super::convert::{COMPOSE_PROJECT, container_row, name_of, ns_secs, short_id, state_view, stats_row};
-use super::cpu::{CPU_FIRST_WINDOW, Cpu, Reading};
-use super::limits::{MAX_ENTRIES, MAX_STATS_CONTAINERS, MAX_TOP_PROCESSES, STATS_CONCURRENCY};
+use super::convert::{COMPOSE_PROJECT, container_row, name_of, ns_secs, short_id, state_view};
+use super::limits::{MAX_ENTRIES, MAX_TOP_PROCESSES};
 use super::page::{Page, Paged};
 use super::redact::{redact_argv, redact_env, redact_labels, redact_line};
 use super::refs::label_filters;
 use super::types::{
     ContainerListOutput, ContainerRow, ContainerStatus, HealthcheckView, InspectOutput, MountView, NetworkAttachment,
-    PortView, ProjectGroup, ResourcesView, RestartPolicyView, StatsOutput, StatsRow, TopOutput,
+    PortView, ProjectGroup, ResourcesView, RestartPolicyView, TopOutput,
 };
 use crate::mcp::contract::{ErrorCategory, ToolError};
 
@@ -234,114 +231,6 @@ impl Docker {
         })
     }
 
-    /// One one-shot stats reading (no 2 s wait for the daemon's second sample).
-    async fn stats_once(&self, c: &Conn, id: &str, name: &str) -> Result<m::ContainerStatsResponse, ToolError> {
-        let opts = qp::StatsOptions { stream: false, one_shot: true };
-        let mut s = c.api.stats(id, Some(opts));
-        match self.run(c, self.timeout(), async { s.next().await.transpose() }).await? {
-            Some(v) => Ok(v),
-            None => Err(ToolError::unavailable(format!("no stats for {name}"), "retry")),
-        }
-    }
-
-    /// A container's usage from a one-shot reading; CPU % against the kept
-    /// previous reading, or against a second reading [`CPU_FIRST_WINDOW`]
-    /// later when none is usable (see [`super::cpu`]).
-    async fn one_stats(&self, c: &Conn, id: &str, name: &str) -> Result<StatsRow, ToolError> {
-        let v = self.stats_once(c, id, name).await?;
-        let mut row = stats_row(&v, name);
-        if row.cpu_percent.is_some() {
-            // A daemon that ignores one-shot sent its own previous sample.
-            return Ok(row);
-        }
-        let Some(first) = Reading::of(&v, Instant::now()) else {
-            return Ok(row);
-        };
-        match self.readings().observe(id, first) {
-            Cpu::Percent(p) => {
-                row.cpu_percent = Some(round2(p));
-                Ok(row)
-            }
-            Cpu::NeedSecond => {
-                tokio::time::sleep(CPU_FIRST_WINDOW).await;
-                let v = self.stats_once(c, id, name).await?;
-                let mut row = stats_row(&v, name);
-                if row.cpu_percent.is_none()
-                    && let Some(second) = Reading::of(&v, Instant::now())
-                {
-                    row.cpu_percent = self.readings().pair(id, &first, second).map(round2);
-                }
-                Ok(row)
-            }
-        }
-    }
-
-    /// One-shot usage of one container, or of every running one (at most
-    /// [`MAX_STATS_CONTAINERS`], [`STATS_CONCURRENCY`] at a time).
-    pub async fn container_stats(&self, container: Option<&str>) -> Result<StatsOutput, ToolError> {
-        let c = self.conn().await?;
-        if let Some(name) = container {
-            let i = self.inspect(&c, name).await?;
-            let st = state_view(i.state.as_ref());
-            if !st.running {
-                return Err(ToolError::new(
-                    ErrorCategory::Conflict,
-                    format!("{} is {}, not running: no stats", name_of(&i), st.status),
-                    "start it with container_start",
-                ));
-            }
-            let row = self.one_stats(&c, i.id.as_deref().unwrap_or_default(), &name_of(&i)).await?;
-            let summary = format!(
-                "{}: CPU {}%, memory {} MiB, {} pids",
-                row.name,
-                row.cpu_percent.map(|p| format!("{p:.1}")).unwrap_or_else(|| "?".into()),
-                row.memory_usage_bytes.unwrap_or(0) >> 20,
-                row.pids.unwrap_or(0)
-            );
-            return Ok(StatsOutput { summary, containers: vec![row], truncated: false, errors: Vec::new() });
-        }
-        let list = self.list_containers_raw(&c, false, HashMap::new()).await?;
-        let truncated = list.len() > MAX_STATS_CONTAINERS;
-        let targets: Vec<(String, String)> = list
-            .iter()
-            .take(MAX_STATS_CONTAINERS)
-            .map(|s| (s.id.clone().unwrap_or_default(), container_row(s).name))
-            .collect();
-        let live: Vec<&str> = list.iter().filter_map(|s| s.id.as_deref()).collect();
-        self.readings().retain(&live);
-        let results: Vec<(String, Result<StatsRow, ToolError>)> = futures::stream::iter(targets)
-            .map(|(id, name)| {
-                let c = c.clone();
-                async move {
-                    let r = self.one_stats(&c, &id, &name).await;
-                    (name, r)
-                }
-            })
-            .buffer_unordered(STATS_CONCURRENCY)
-            .collect()
-            .await;
-        let mut rows = Vec::new();
-        let mut errors = Vec::new();
-        for (name, r) in results {
-            match r {
-                Ok(row) => rows.push(row),
-                Err(e) if e.category == ErrorCategory::NotFound || e.category == ErrorCategory::Conflict => {
-                    errors.push(format!("{name}: {}", e.message))
-                }
-                Err(e) if rows.is_empty() && errors.is_empty() && e.category == ErrorCategory::Unavailable => {
-                    return Err(e);
-                }
-                Err(e) => errors.push(format!("{name}: {}", e.message)),
-            }
-        }
-        rows.sort_by(|a, b| a.name.cmp(&b.name));
-        let cpu: f64 = rows.iter().filter_map(|r| r.cpu_percent).sum();
-        let mem: u64 = rows.iter().filter_map(|r| r.memory_usage_bytes).sum();
-        let summary =
-            format!("{} running containers: CPU {cpu:.1}% in total, memory {} MiB in total", rows.len(), mem >> 20);
-        Ok(StatsOutput { summary, containers: rows, truncated, errors })
-    }
-
     /// The processes of a running container (`ps`), command column redacted.
     pub async fn container_top(&self, container: &str) -> Result<TopOutput, ToolError> {
         let c = self.conn().await?;
@@ -381,11 +270,6 @@ impl Docker {
             truncated,
         })
     }
-}
-
-/// Percent to two decimals, as the rest of the stats row.
-fn round2(p: f64) -> f64 {
-    (p * 100.0).round() / 100.0
 }
 
 #[cfg(test)]

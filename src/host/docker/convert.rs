@@ -5,7 +5,9 @@ use bollard::models as m;
 use serde_json::Value;
 
 use super::redact::redact_line;
-use super::types::{ContainerRow, ContainerStateOutput, DiskUsage, DiskUsageRow, HealthView, StateView, StatsRow};
+use super::types::{
+    ContainerRow, ContainerStateOutput, DiskUsage, DiskUsageRow, HealthView, StateView, StatsRow, StatsSource,
+};
 
 /// Label Compose sets on its containers.
 pub(super) const COMPOSE_PROJECT: &str = "com.docker.compose.project";
@@ -189,6 +191,7 @@ pub(super) fn stats_row(s: &m::ContainerStatsResponse, fallback_name: &str) -> S
     StatsRow {
         id: short_id(s.id.as_deref().unwrap_or_default()),
         name: s.name.as_deref().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_else(|| fallback_name.into()),
+        source: StatsSource::EngineApi,
         cpu_percent: cpu_percent.map(|p| (p * 100.0).round() / 100.0),
         memory_usage_bytes: usage,
         memory_limit_bytes: limit,

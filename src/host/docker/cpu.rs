@@ -1,4 +1,16 @@
-//! CPU % of containers from one-shot stats readings.
+//! CPU % of containers from one-shot readings: the Engine API's
+//! (`stats?one-shot=true`) or the container's cgroup (`super::cgroup`).
+//!
+//! The figure is docker's: container CPU time over the host's CPU time in
+//! the same window, times the online CPUs, in percent of one CPU (a
+//! container using two cores fully shows 200 %). Engine API readings carry
+//! the host's CPU time (`system_cpu_usage`, from `/proc/stat`, which counts
+//! every online CPU's busy and idle time: wall time × online CPUs), sampled
+//! by dockerd with the container's; cgroup readings are timed by tailops's
+//! monotonic clock right after the counter is read, so there the host's
+//! CPU time is wall time × online CPUs and the figure is container CPU
+//! time over wall time × 100. The two kinds are never compared with each
+//! other (a switch starts over).
 //!
 //! A non-one-shot `stats?stream=false` makes the daemon wait for a second
 //! CPU reading (≈1-2 s per container). With `one-shot=true` (Engine API
@@ -28,14 +40,23 @@ pub const CPU_MAX_WINDOW: Duration = Duration::from_secs(60);
 /// first, then all (the next call samples twice).
 pub const MAX_CPU_READINGS: usize = 1024;
 
+/// What a reading's window is measured against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Clock {
+    /// Host CPU time (all online cores, ns) and the online cores, from the
+    /// Engine API.
+    Host { system: u64, cores: u64 },
+    /// Wall time: `Reading::at` was taken right after the counter was read
+    /// (cgroup readings).
+    Wall,
+}
+
 /// One container's CPU counters at one moment.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Reading {
     /// Container CPU time, ns.
     pub total: u64,
-    /// Host CPU time (all cores), ns.
-    pub system: u64,
-    pub cores: u64,
+    pub clock: Clock,
     pub at: Instant,
 }
 
@@ -52,14 +73,30 @@ impl Reading {
             .or_else(|| cpu.cpu_usage.as_ref().and_then(|u| u.percpu_usage.as_ref()).map(|p| p.len() as u64))
             .filter(|n| *n > 0)
             .unwrap_or(1);
-        Some(Self { total, system, cores, at })
+        Some(Self { total, clock: Clock::Host { system, cores }, at })
     }
 
-    /// Percent of one CPU between `before` and `self` (docker's formula).
+    /// A cgroup reading: `total` ns of CPU time read just before `at`.
+    pub fn wall(total: u64, at: Instant) -> Self {
+        Self { total, clock: Clock::Wall, at }
+    }
+
+    /// Percent of one CPU between `before` and `self` (docker's formula);
+    /// None when a counter went backwards, no time passed, or the two
+    /// readings are of different kinds.
     pub fn percent_since(&self, before: &Reading) -> Option<f64> {
         let dt = self.total.checked_sub(before.total)?;
-        let ds = self.system.checked_sub(before.system).filter(|d| *d > 0)?;
-        Some(dt as f64 / ds as f64 * self.cores as f64 * 100.0)
+        match (self.clock, before.clock) {
+            (Clock::Host { system, cores }, Clock::Host { system: s0, .. }) => {
+                let ds = system.checked_sub(s0).filter(|d| *d > 0)?;
+                Some(dt as f64 / ds as f64 * cores as f64 * 100.0)
+            }
+            (Clock::Wall, Clock::Wall) => {
+                let wall = self.at.checked_duration_since(before.at).filter(|d| !d.is_zero())?;
+                Some(dt as f64 / wall.as_nanos() as f64 * 100.0)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -150,7 +187,7 @@ mod tests {
     use super::*;
 
     fn r(total: u64, system: u64, at: Instant) -> Reading {
-        Reading { total, system, cores: 2, at }
+        Reading { total, clock: Clock::Host { system, cores: 2 }, at }
     }
 
     #[test]
@@ -194,6 +231,36 @@ mod tests {
         assert_eq!(rs.observe("c", r(5, 300, t0 + CPU_MIN_WINDOW)), Cpu::NeedSecond);
         // Host time not advancing gives no figure either.
         assert_eq!(r(5, 300, t0).percent_since(&r(0, 300, t0)), None);
+    }
+
+    #[test]
+    fn wall_readings_are_cpu_time_over_wall_time() {
+        let t0 = Instant::now();
+        // 150 ms of CPU in 300 ms: half a core, whatever the host's core count.
+        let a = Reading::wall(1_000_000_000, t0);
+        let b = Reading::wall(1_150_000_000, t0 + Duration::from_millis(300));
+        assert_eq!(b.percent_since(&a), Some(50.0));
+        // Two cores busy: 200 %.
+        let c = Reading::wall(1_750_000_000, t0 + Duration::from_millis(600));
+        assert_eq!(c.percent_since(&b), Some(200.0));
+        // No time passed, time backwards, counter backwards: no figure.
+        assert_eq!(Reading::wall(2_000_000_000, t0).percent_since(&a), None);
+        assert_eq!(a.percent_since(&b), None);
+        assert_eq!(Reading::wall(0, t0 + Duration::from_secs(1)).percent_since(&a), None);
+        // A kept Engine API reading and a cgroup one are never compared:
+        // the kept one is replaced and two fresh readings are taken.
+        assert_eq!(b.percent_since(&r(0, 1, t0)), None);
+        let rs = Readings::default();
+        rs.pair("c", &r(0, 1, t0), r(10, 100, t0));
+        assert_eq!(rs.observe("c", Reading::wall(5_000, t0 + CPU_MIN_WINDOW)), Cpu::NeedSecond);
+        assert_eq!(
+            rs.pair(
+                "c",
+                &Reading::wall(5_000, t0 + CPU_MIN_WINDOW),
+                Reading::wall(5_000 + 125_000_000, t0 + CPU_MIN_WINDOW * 2)
+            ),
+            Some(50.0)
+        );
     }
 
     #[test]

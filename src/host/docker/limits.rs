@@ -12,9 +12,10 @@ pub const MAX_LIMIT: usize = 500;
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Most log bytes read from the daemon in one call.
 pub const MAX_LOG_SCAN_BYTES: usize = 32 * 1024 * 1024;
-/// Containers sampled by one `container_stats` call, and how many at once.
-/// Each is one one-shot reading (milliseconds), plus a second one
-/// `cpu::CPU_FIRST_WINDOW` later for a container with no kept reading.
+/// Containers sampled by one `container_stats` call, and how many Engine
+/// API calls (one-shot readings, or inspects for the init PIDs of the
+/// cgroup path) run at once. A container with no kept reading is read a
+/// second time `cpu::CPU_FIRST_WINDOW` later.
 pub const MAX_STATS_CONTAINERS: usize = 100;
 pub const STATS_CONCURRENCY: usize = 32;
 /// Process rows returned by `container_top`.

@@ -16,9 +16,10 @@
 //! errors), `refs` and `page` (what callers name and page through),
 //! `redact`, `types` (what the operations return), `convert` (bollard models
 //! to those types), then one file per group of operations: `system`,
-//! `containers`, `lifecycle`, `logs`, `exec`, `images`, `pull`, `networks`,
+//! `containers`, `stats` (with `cpu` and `cgroup`), `lifecycle`, `logs`, `exec`, `images`, `pull`, `networks`,
 //! `volumes`, `prune`.
 
+mod cgroup;
 mod client;
 mod config;
 mod containers;
@@ -35,6 +36,7 @@ mod prune;
 mod pull;
 mod redact;
 mod refs;
+mod stats;
 mod system;
 mod types;
 mod volumes;

@@ -269,10 +269,23 @@ pub struct LogsOutput {
     pub scanned_lines: usize,
 }
 
+/// Where a `container_stats` row's figures come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatsSource {
+    /// The container's cgroup files on this host, read by tailops.
+    Cgroup,
+    /// The Docker daemon's one-shot stats (tailops does not see the
+    /// container's cgroup: remote daemon, other namespace, rootless …).
+    EngineApi,
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct StatsRow {
     pub id: String,
     pub name: String,
+    /// Where these figures were read.
+    pub source: StatsSource,
     /// Percent of one CPU (can exceed 100 on several cores).
     pub cpu_percent: Option<f64>,
     /// Memory in use without the page cache, bytes.
@@ -290,6 +303,9 @@ pub struct StatsRow {
 pub struct StatsOutput {
     pub summary: String,
     pub containers: Vec<StatsRow>,
+    /// Rows read from cgroup files / from the Engine API.
+    pub from_cgroup: usize,
+    pub from_engine_api: usize,
     /// More running containers than one call samples (100).
     pub truncated: bool,
     /// Containers whose sample failed (they stopped meanwhile …).

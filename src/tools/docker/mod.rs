@@ -158,7 +158,7 @@ impl TailopsServer {
 
     #[tool(
         name = "container_stats",
-        description = "One-shot resource usage: CPU %, memory used/limit, network and block I/O, pids — for one container, or every running container.",
+        description = "Resource usage: CPU %, memory used/limit, network and block I/O, pids — for one container, or every running container. Read from the containers' cgroup files on this host, else one-shot Engine API readings; each row names its source.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn container_stats(&self, Parameters(input): Parameters<StatsInput>) -> Result<Json<StatsOutput>, ToolError> {
