@@ -17,13 +17,12 @@
 //!   rmcp session manager and transport, no tailnet, no spine) for the idle
 //!   sessions and start-to-ready over loopback TCP.
 //!
-//! Each RSS point is followed by where the memory is, from
-//! /proc/PID/smaps: the Go heap arena (anonymous mappings at 0xc000000000,
-//! where the Go runtime places its heap on linux/amd64), glibc malloc
-//! arenas (64 MiB-aligned anonymous heaps of non-main threads), the brk
-//! heap (glibc's main arena), file-backed pages (the binary's text and
-//! data), and other anonymous mappings (thread stacks, Go runtime
-//! metadata, large mallocs).
+//! Each tailops RSS point is followed by where the memory is: file-backed
+//! and anonymous pages from /proc/PID/smaps, the Go runtime's share from
+//! the server's own `/metrics` (`tailops_go_memory_bytes`), the rest being
+//! glibc malloc's (Rust and C). `TAILOPS_BENCH_BIN` runs another build of
+//! the server (e.g. main's, for a before/after; builds without the Go
+//! figures show "—" there).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -66,59 +65,74 @@ fn rss_bytes(pid: u32) -> u64 {
     support::proc::rss_kib(pid) * 1024
 }
 
-/// RSS split by what holds it (see the module doc), in bytes.
+/// RSS split by what holds it, in bytes: from /proc/PID/smaps (file-backed
+/// vs anonymous, glibc's brk heap) and the server's own `/metrics` (the Go
+/// runtime's resident classes; absent from builds without them).
 #[derive(Default, Clone, Copy)]
 struct Breakdown {
-    go_heap: u64,
-    glibc_arenas: u64,
-    brk_heap: u64,
     file: u64,
-    other_anon: u64,
+    anon: u64,
+    brk_heap: u64,
+    go: Option<GoFigures>,
 }
 
-const GO_ARENA_START: u64 = 0xc0_0000_0000;
-const GO_ARENA_END: u64 = GO_ARENA_START + (64 << 30);
-const GLIBC_HEAP_ALIGN: u64 = 64 << 20;
+#[derive(Default, Clone, Copy)]
+struct GoFigures {
+    /// Every class but `heap_released` (returned to the OS).
+    resident: u64,
+    heap_objects: u64,
+    heap_goal: u64,
+}
 
-fn breakdown(pid: u32) -> Breakdown {
+fn smaps(pid: u32) -> Breakdown {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let mut b = Breakdown::default();
-    let mut kind = 0u8;
+    let (mut file, mut brk) = (false, false);
     for line in text.lines() {
         let mut parts = line.split_whitespace();
         let Some(first) = parts.next() else { continue };
-        if let Some((start, _end)) = first.split_once('-')
-            && let Ok(start) = u64::from_str_radix(start, 16)
-        {
-            let _perms = parts.next();
-            let _off = parts.next();
-            let _dev = parts.next();
-            let inode = parts.next().unwrap_or("0");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let inode = parts.nth(3).unwrap_or("0");
             let path = parts.next().unwrap_or("");
-            kind = if path == "[heap]" {
-                2
-            } else if inode != "0" || path.starts_with('/') {
-                3
-            } else if (GO_ARENA_START..GO_ARENA_END).contains(&start) {
-                0
-            } else if start % GLIBC_HEAP_ALIGN == 0 && path.is_empty() {
-                1
-            } else {
-                4
-            };
+            brk = path == "[heap]";
+            file = inode != "0";
         } else if first == "Rss:" {
-            let kib: u64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-            let slot = match kind {
-                0 => &mut b.go_heap,
-                1 => &mut b.glibc_arenas,
-                2 => &mut b.brk_heap,
-                3 => &mut b.file,
-                _ => &mut b.other_anon,
-            };
-            *slot += kib * 1024;
+            let bytes = parts.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1024;
+            if file {
+                b.file += bytes;
+            } else {
+                b.anon += bytes;
+                if brk {
+                    b.brk_heap += bytes;
+                }
+            }
         }
     }
     b
+}
+
+/// The Go figures from a `/metrics` text.
+fn go_figures(metrics: &str) -> Option<GoFigures> {
+    let mut g = GoFigures::default();
+    let mut seen = false;
+    for line in metrics.lines() {
+        let Some((name, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(v) = value.parse::<f64>() else { continue };
+        let v = v as u64;
+        if let Some(class) = name.strip_prefix("tailops_go_memory_bytes{class=\"") {
+            seen = true;
+            let class = class.trim_end_matches("\"}");
+            if class != "heap_released" {
+                g.resident += v;
+            }
+            if class == "heap_objects" {
+                g.heap_objects = v;
+            }
+        } else if name == "tailops_go_heap_goal_bytes" {
+            g.heap_goal = v;
+        }
+    }
+    seen.then_some(g)
 }
 
 fn mib(b: u64) -> f64 {
@@ -134,8 +148,16 @@ impl Table {
     fn new() -> Self {
         Table { rows: Vec::new(), where_rows: Vec::new() }
     }
-    /// One RSS point of `pid` (and its breakdown when `split`).
-    fn rss(&mut self, what: &str, process: &str, pid: u32, target_mib: Option<f64>, split: bool) -> u64 {
+    /// One RSS point of `pid`; with `metrics` (where to scrape the server's
+    /// /metrics) its breakdown too.
+    async fn rss(
+        &mut self,
+        what: &str,
+        process: &str,
+        pid: u32,
+        target_mib: Option<f64>,
+        metrics: Option<&Target>,
+    ) -> u64 {
         let rss = rss_bytes(pid);
         let verdict = match target_mib {
             Some(t) if mib(rss) <= t => format!("≤ {t:.0} ✓"),
@@ -143,15 +165,27 @@ impl Table {
             None => "—".into(),
         };
         self.rows.push(format!("| {what} | {process} | {:.1} | {verdict} |", mib(rss)));
-        if split {
-            let b = breakdown(pid);
+        if let Some(t) = metrics {
+            let mut b = smaps(pid);
+            let mut s = t.connect().await;
+            let (st, _, body) = send_body(&mut s, &t.host(), "GET", "/metrics", None, String::new()).await;
+            if st == 200 {
+                b.go = go_figures(&body);
+            }
+            let (go, objects, goal, rest) = match b.go {
+                Some(g) => (
+                    format!("{:.1}", mib(g.resident)),
+                    format!("{:.1}", mib(g.heap_objects)),
+                    format!("{:.1}", mib(g.heap_goal)),
+                    format!("{:.1}", mib(b.anon.saturating_sub(g.resident))),
+                ),
+                None => ("—".into(), "—".into(), "—".into(), "—".into()),
+            };
             self.where_rows.push(format!(
-                "| {what} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
-                mib(b.go_heap),
-                mib(b.glibc_arenas),
-                mib(b.brk_heap),
+                "| {what} | {:.1} | {:.1} | {go} | {objects} | {goal} | {rest} | {:.1} |",
+                mib(rss),
                 mib(b.file),
-                mib(b.other_anon)
+                mib(b.brk_heap)
             ));
         }
         rss
@@ -163,10 +197,17 @@ impl Table {
             println!("{r}");
         }
         println!();
-        println!("Where tailops' RSS is (MiB, from /proc/PID/smaps):");
+        println!(
+            "Where tailops' RSS is (MiB): file-backed and anonymous from /proc/PID/smaps; the Go runtime's \
+             resident memory (every runtime/metrics class but heap_released), its heap objects and heap goal \
+             from the server's /metrics; the rest of the anonymous memory is glibc malloc's (Rust, C), of \
+             which the brk heap is its main arena."
+        );
         println!();
-        println!("| point | Go heap arena | glibc thread arenas | brk heap | file-backed | other anon |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        println!(
+            "| point | RSS | file-backed | Go runtime | Go heap objects | Go heap goal | malloc (rest) | of it brk heap |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
         for r in &self.where_rows {
             println!("{r}");
         }
@@ -187,14 +228,14 @@ where
     sender
 }
 
-async fn send(
+async fn send_body(
     sender: &mut Sender,
     host: &str,
     method: &str,
     path: &str,
     session: Option<&str>,
     body: String,
-) -> (u16, Option<String>) {
+) -> (u16, Option<String>, String) {
     let mut req = hyper::Request::builder()
         .method(method)
         .uri(path)
@@ -212,8 +253,24 @@ async fn send(
         .expect("response");
     let status = res.status().as_u16();
     let sid = res.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let _ = res.into_body().collect().await.expect("body");
-    (status, sid)
+    let body = tokio::time::timeout(Duration::from_secs(60), res.into_body().collect())
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: body did not end within 60 s (status {status})"))
+        .expect("body")
+        .to_bytes();
+    (status, sid, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn send(
+    sender: &mut Sender,
+    host: &str,
+    method: &str,
+    path: &str,
+    session: Option<&str>,
+    body: String,
+) -> (u16, Option<String>) {
+    let (st, sid, _) = send_body(sender, host, method, path, session, body).await;
+    (st, sid)
 }
 
 #[derive(Clone)]
@@ -420,6 +477,7 @@ fn main() {
     println!();
 
     // 2. Idle sessions over dev-listen: tailops vs the bare rmcp server.
+    eprintln!("memory bench: {sessions} sessions over dev-listen");
     let tmp = tempfile::tempdir().expect("tmp");
     let dev_dir = tmp.path().join("dev");
     std::fs::create_dir_all(&dev_dir).expect("dir");
@@ -429,22 +487,24 @@ fn main() {
         first_answer(dev_addr, "/healthz").await;
         first_answer(refsrv.1, "/mcp").await;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        rss.rss("dev-listen, started", "tailops", dev.pid(), None, true);
-        rss.rss("dev-listen, started", "bare rmcp+axum", refsrv.0.id(), None, false);
+        let devt = Target::Tcp(dev_addr);
+        rss.rss("dev-listen, started", "tailops", dev.pid(), None, Some(&devt)).await;
+        rss.rss("dev-listen, started", "bare rmcp+axum", refsrv.0.id(), None, None).await;
         let t = open_sessions(&Target::Tcp(dev_addr), sessions, conc).await;
         assert_eq!(t.len() as u64, sessions);
         let r = open_sessions(&Target::Tcp(refsrv.1), sessions, conc).await;
         assert_eq!(r.len() as u64, sessions);
         tokio::time::sleep(settle).await;
         let what = format!("dev-listen, {sessions} idle sessions");
-        let t_rss = rss.rss(&what, "tailops", dev.pid(), Some(120.0), true);
-        let r_rss = rss.rss(&what, "bare rmcp+axum", refsrv.0.id(), None, false);
+        let t_rss = rss.rss(&what, "tailops", dev.pid(), Some(120.0), Some(&devt)).await;
+        let r_rss = rss.rss(&what, "bare rmcp+axum", refsrv.0.id(), None, None).await;
         rss.rows.push(format!("| {what} | ratio tailops ÷ reference | {:.2}x | — |", t_rss as f64 / r_rss as f64));
     });
     drop(refsrv);
     assert!(dev.stop().success());
 
     // 3. Over the tailnet.
+    eprintln!("memory bench: tailnet up, idle {idle_secs} s");
     let hs = Headscale::start();
     let tdir = tmp.path().join("tailnet");
     std::fs::create_dir_all(&tdir).expect("dir");
@@ -468,8 +528,9 @@ fn main() {
         let res = support::client::get(&alice, &host, "/whoami").await;
         assert_eq!(res.status, 200);
         tokio::time::sleep(Duration::from_secs(5)).await;
-        rss.rss("tailnet up, one /whoami", "tailops", pid, Some(50.0), true);
-        rss.rss("tailnet up, one /whoami", "headscale (reference)", hs_pid, None, false);
+        let target = Target::Tailnet(alice.clone(), host.clone());
+        rss.rss("tailnet up, one /whoami", "tailops", pid, Some(50.0), Some(&target)).await;
+        rss.rss("tailnet up, one /whoami", "headscale (reference)", hs_pid, None, None).await;
 
         let (s0, h0) = (support::proc::cpu_secs(pid), support::proc::cpu_secs(hs_pid));
         let t0 = Instant::now();
@@ -487,11 +548,12 @@ fn main() {
         println!("| headscale (reference) | {hcpu:.3} |");
         println!();
 
-        let target = Target::Tailnet(alice.clone(), host.clone());
+        eprintln!("memory bench: {cycles} tailnet connections");
         let took = connection_cycles(&target, cycles, conc).await;
-        rss.rss(&format!("tailnet, right after {cycles} connections"), "tailops", pid, None, true);
+        rss.rss(&format!("tailnet, right after {cycles} connections"), "tailops", pid, None, Some(&target)).await;
         tokio::time::sleep(settle).await;
-        rss.rss(&format!("tailnet, {cycles} connections + {} s", settle.as_secs()), "tailops", pid, Some(60.0), true);
+        let what = format!("tailnet, {cycles} connections + {} s", settle.as_secs());
+        rss.rss(&what, "tailops", pid, Some(60.0), Some(&target)).await;
         println!(
             "{cycles} tailnet connections (dial, GET /healthz, close; {conc} at once) took {:.1} s ({:.0}/s).",
             took.as_secs_f64(),
@@ -499,12 +561,18 @@ fn main() {
         );
         println!();
 
+        eprintln!("memory bench: {sessions} sessions over the tailnet");
         let ids = open_sessions(&target, sessions, conc).await;
         assert_eq!(ids.len() as u64, sessions);
         tokio::time::sleep(settle).await;
-        rss.rss(&format!("tailnet, {sessions} idle sessions"), "tailops", pid, Some(120.0), true);
-        alice.close().await.expect("close");
+        rss.rss(&format!("tailnet, {sessions} idle sessions"), "tailops", pid, Some(120.0), Some(&target)).await;
+        // Bounded: the client node's Close has hung here after thousands
+        // of dials (it is ephemeral; headscale goes away with the bench).
+        if tokio::time::timeout(Duration::from_secs(10), alice.close()).await.is_err() {
+            eprintln!("memory bench: client node close did not finish in 10 s; leaving it");
+        }
     });
     rss.print();
     assert!(server.stop().success());
+    rt.shutdown_background();
 }
