@@ -18,9 +18,8 @@
 //!   sessions and start-to-ready over loopback TCP.
 //!
 //! Each tailops RSS point is followed by where the memory is: file-backed
-//! and anonymous pages from /proc/PID/smaps, the Go runtime's share from
-//! the server's own `/metrics` (`tailops_go_memory_bytes`), the rest being
-//! glibc malloc's (Rust and C). `TAILOPS_BENCH_BIN` runs another build of
+//! and anonymous pages from /proc/PID/smaps, and the Go runtime's own
+//! figures from the server's `/metrics` (`tailops_go_memory_bytes`). `TAILOPS_BENCH_BIN` runs another build of
 //! the server (e.g. main's, for a before/after; builds without the Go
 //! figures show "—" there).
 
@@ -67,7 +66,7 @@ fn rss_bytes(pid: u32) -> u64 {
 
 /// RSS split by what holds it, in bytes: from /proc/PID/smaps (file-backed
 /// vs anonymous, glibc's brk heap) and the server's own `/metrics` (the Go
-/// runtime's resident classes; absent from builds without them).
+/// runtime's own figures; absent from builds without them).
 #[derive(Default, Clone, Copy)]
 struct Breakdown {
     file: u64,
@@ -79,7 +78,7 @@ struct Breakdown {
 #[derive(Default, Clone, Copy)]
 struct GoFigures {
     /// Every class but `heap_released` (returned to the OS).
-    resident: u64,
+    mapped: u64,
     heap_objects: u64,
     heap_goal: u64,
 }
@@ -123,7 +122,7 @@ fn go_figures(metrics: &str) -> Option<GoFigures> {
             seen = true;
             let class = class.trim_end_matches("\"}");
             if class != "heap_released" {
-                g.resident += v;
+                g.mapped += v;
             }
             if class == "heap_objects" {
                 g.heap_objects = v;
@@ -172,19 +171,19 @@ impl Table {
             if st == 200 {
                 b.go = go_figures(&body);
             }
-            let (go, objects, goal, rest) = match b.go {
+            let (go, objects, goal) = match b.go {
                 Some(g) => (
-                    format!("{:.1}", mib(g.resident)),
+                    format!("{:.1}", mib(g.mapped)),
                     format!("{:.1}", mib(g.heap_objects)),
                     format!("{:.1}", mib(g.heap_goal)),
-                    format!("{:.1}", mib(b.anon.saturating_sub(g.resident))),
                 ),
-                None => ("—".into(), "—".into(), "—".into(), "—".into()),
+                None => ("—".into(), "—".into(), "—".into()),
             };
             self.where_rows.push(format!(
-                "| {what} | {:.1} | {:.1} | {go} | {objects} | {goal} | {rest} | {:.1} |",
+                "| {what} | {:.1} | {:.1} | {:.1} | {:.1} | {go} | {objects} | {goal} |",
                 mib(rss),
                 mib(b.file),
+                mib(b.anon),
                 mib(b.brk_heap)
             ));
         }
@@ -198,14 +197,14 @@ impl Table {
         }
         println!();
         println!(
-            "Where tailops' RSS is (MiB): file-backed and anonymous from /proc/PID/smaps; the Go runtime's \
-             resident memory (every runtime/metrics class but heap_released), its heap objects and heap goal \
-             from the server's /metrics; the rest of the anonymous memory is glibc malloc's (Rust, C), of \
-             which the brk heap is its main arena."
+            "Where tailops' RSS is (MiB): file-backed and anonymous pages from /proc/PID/smaps (the brk heap \
+             is glibc malloc's main arena); the Go runtime's own figures from the server's /metrics: mapped \
+             and not returned (every runtime/metrics class but heap_released), heap objects, heap goal. Go \
+             counts pages it never touched, so its figures can exceed the anonymous RSS."
         );
         println!();
         println!(
-            "| point | RSS | file-backed | Go runtime | Go heap objects | Go heap goal | malloc (rest) | of it brk heap |"
+            "| point | RSS | file-backed | anonymous | of it brk heap | Go mapped | Go heap objects | Go heap goal |"
         );
         println!("|---|---:|---:|---:|---:|---:|---:|---:|");
         for r in &self.where_rows {
