@@ -2,7 +2,7 @@
 # Runs the benchmarks and rewrites their generated sections of BENCHMARKS.md.
 #
 #   benches/run-all.sh            # the default set: spine docker
-#   benches/run-all.sh spine      # only some
+#   benches/run-all.sh spine      # only some (memory: see benches/memory.rs)
 #   BENCH_SECS=10 BENCH_CONC=1,16,128 benches/run-all.sh spine
 #
 # Each bench prints Markdown (its tables, with the reference measured in the
@@ -29,7 +29,7 @@ load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
 for b in "${benches[@]}"; do
   out="$(mktemp)"
-  env_shown="$(env | grep -E '^(BENCH_|DOCKER_BENCH_|JOURNAL_BENCH_|FILES_BENCH_|IDLE_SECS)' | sort | tr '\n' ' ')"
+  env_shown="$(env | grep -E '^(BENCH_|DOCKER_BENCH_|JOURNAL_BENCH_|FILES_BENCH_|MEMORY_BENCH_|IDLE_SECS)' | sort | tr '\n' ' ')"
   cmd="${env_shown}cargo bench --bench $b"
   echo "== $cmd" >&2
   if ! cargo bench --bench "$b" >"$out"; then

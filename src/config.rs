@@ -132,6 +132,13 @@ impl Default for SdConfig {
     }
 }
 
+/// `limits.session_resume_secs` by default: past the 3 s reconnect delay
+/// rmcp's priming event asks clients for, plus a slow reconnect; rmcp's
+/// own default (60 s) held ~6x the memory under load (benches/memory.rs).
+pub const DEFAULT_SESSION_RESUME_SECS: u64 = 10;
+/// Upper bound of `limits.session_resume_secs`.
+pub const MAX_SESSION_RESUME_SECS: u64 = 3600;
+
 /// Explicit bounds for the HTTP side; all documented in the README.
 #[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -165,6 +172,11 @@ pub struct Limits {
     pub max_sessions_per_principal: usize,
     /// An MCP session idle this long is closed.
     pub session_idle_secs: u64,
+    /// Seconds a finished request's SSE stream is kept, per session, for a
+    /// client that reconnects with `Last-Event-ID` to resume it (rmcp's
+    /// `completed_cache_ttl`). Each kept stream holds its reply: under load
+    /// this window, not the sessions, is what the memory scales with.
+    pub session_resume_secs: u64,
     /// A tool call running longer than this is abandoned (`timeout`).
     pub tool_timeout_secs: u64,
     /// Per-principal rate limits.
@@ -186,6 +198,7 @@ impl Default for Limits {
             max_request_body_bytes: 1 << 20,
             max_sessions_per_principal: 16,
             session_idle_secs: 600,
+            session_resume_secs: DEFAULT_SESSION_RESUME_SECS,
             tool_timeout_secs: 60,
             rate: RateConfig::default(),
         }
@@ -446,6 +459,12 @@ impl Config {
             if v == 0 {
                 return Err(ConfigError::Invalid { field, message: "must be at least 1".into() });
             }
+        }
+        if !(1..=MAX_SESSION_RESUME_SECS).contains(&self.limits.session_resume_secs) {
+            return Err(ConfigError::Invalid {
+                field: "limits.session_resume_secs",
+                message: format!("{} must be 1-{MAX_SESSION_RESUME_SECS}", self.limits.session_resume_secs),
+            });
         }
         if !(1..=3600).contains(&self.limits.identity_ttl_secs) {
             return Err(ConfigError::Invalid {
@@ -781,6 +800,19 @@ mod tests {
                 let err = limits_from(&format!("{key} = {bad}")).expect_err(key);
                 assert!(err.to_string().contains(key), "{key} = {bad}: {err}");
             }
+        }
+    }
+
+    #[test]
+    fn session_resume_window_is_checked_at_its_edges() {
+        let key = "session_resume_secs";
+        for ok in [1, DEFAULT_SESSION_RESUME_SECS, MAX_SESSION_RESUME_SECS] {
+            let cfg = limits_from(&format!("{key} = {ok}")).unwrap_or_else(|e| panic!("{key} = {ok}: {e}"));
+            assert_eq!(cfg.limits.session_resume_secs, ok);
+        }
+        for bad in [0, MAX_SESSION_RESUME_SECS + 1] {
+            let err = limits_from(&format!("{key} = {bad}")).expect_err(key);
+            assert!(err.to_string().contains(key), "{key} = {bad}: {err}");
         }
     }
 

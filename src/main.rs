@@ -254,8 +254,12 @@ fn tools(args: ToolsArgs) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: the Go runtime's memory limit and glibc's
+    // arena cap (the environment's GOMEMLIMIT/GOGC/MALLOC_ARENA_MAX win).
+    let memory = tailops::tailnet::memory::tune_process();
     let cli = Cli::parse();
     telemetry::init(cli.log_format, &cli.log_level);
+    tracing::debug!(?memory, "process memory knobs");
     match cli.command {
         Command::Version => {
             println!("tailops {}", env!("CARGO_PKG_VERSION"));

@@ -241,6 +241,10 @@ async fn serve_http<L: Accept>(p: &Parts, listener: L, site: Site, shutdown: Can
     // flight when SIGTERM arrives runs to its end and its answer is sent
     // (`shutdown` itself ends only the listen-only streams).
     let sessions_stop = CancellationToken::new();
+    tokio::spawn(crate::tailnet::memory::trim_periodically(
+        Duration::from_secs(crate::tailnet::memory::MALLOC_TRIM_SECS),
+        shutdown.clone(),
+    ));
     let app = http::router(
         spine.clone(),
         site.identity,

@@ -48,6 +48,12 @@ import (
 	"tailscale.com/tsnet"
 )
 
+// memory (issue 15, resource figures): see the block at the end.
+import (
+	"runtime/debug"
+	"runtime/metrics"
+)
+
 func main() {}
 
 func init() {
@@ -771,5 +777,88 @@ func tailscale_listen_service_caps(sd C.int, name *C.char, port C.int, https C.i
 		return rc
 	}
 	*fqdnOut = C.CString(ln.FQDN)
+	return 0
+}
+
+// ---- memory: the Go runtime's memory knobs and figures (issue 15) ----
+
+// tailscale_set_go_memory sets the Go runtime's soft memory limit (bytes;
+// <= 0 leaves it as it is) and its GC percent (GOGC; 0 leaves it, < 0
+// turns the proportional GC off so only the limit triggers collections).
+// The Go runtime read GOMEMLIMIT and GOGC from the environment when the
+// process started; the host program calls this only when they were unset,
+// so an operator's environment still wins.
+//
+//export tailscale_set_go_memory
+func tailscale_set_go_memory(limitBytes C.longlong, gcPercent C.int) C.int {
+	if limitBytes > 0 {
+		debug.SetMemoryLimit(int64(limitBytes))
+	}
+	if gcPercent != 0 {
+		debug.SetGCPercent(int(gcPercent))
+	}
+	return 0
+}
+
+// goMemory is what tailscale_go_memory returns: a few runtime/metrics
+// figures, in bytes unless named otherwise.
+type goMemory struct {
+	Total        uint64 `json:"total"`
+	HeapObjects  uint64 `json:"heap_objects"`
+	HeapFree     uint64 `json:"heap_free"`
+	HeapReleased uint64 `json:"heap_released"`
+	HeapUnused   uint64 `json:"heap_unused"`
+	Stacks       uint64 `json:"stacks"`
+	Metadata     uint64 `json:"metadata"`
+	Other        uint64 `json:"other"`
+	HeapGoal     uint64 `json:"heap_goal"`
+	MemoryLimit  uint64 `json:"memory_limit"`
+	GCPercent    uint64 `json:"gc_percent"`
+	GCCycles     uint64 `json:"gc_cycles"`
+	Goroutines   uint64 `json:"goroutines"`
+}
+
+var goMemoryMetrics = []struct {
+	name string
+	dst  func(*goMemory) *uint64
+}{
+	{"/memory/classes/total:bytes", func(m *goMemory) *uint64 { return &m.Total }},
+	{"/memory/classes/heap/objects:bytes", func(m *goMemory) *uint64 { return &m.HeapObjects }},
+	{"/memory/classes/heap/free:bytes", func(m *goMemory) *uint64 { return &m.HeapFree }},
+	{"/memory/classes/heap/released:bytes", func(m *goMemory) *uint64 { return &m.HeapReleased }},
+	{"/memory/classes/heap/unused:bytes", func(m *goMemory) *uint64 { return &m.HeapUnused }},
+	{"/memory/classes/heap/stacks:bytes", func(m *goMemory) *uint64 { return &m.Stacks }},
+	{"/memory/classes/metadata/other:bytes", func(m *goMemory) *uint64 { return &m.Metadata }},
+	{"/memory/classes/other:bytes", func(m *goMemory) *uint64 { return &m.Other }},
+	{"/gc/heap/goal:bytes", func(m *goMemory) *uint64 { return &m.HeapGoal }},
+	{"/gc/gomemlimit:bytes", func(m *goMemory) *uint64 { return &m.MemoryLimit }},
+	{"/gc/gogc:percent", func(m *goMemory) *uint64 { return &m.GCPercent }},
+	{"/gc/cycles/total:gc-cycles", func(m *goMemory) *uint64 { return &m.GCCycles }},
+	{"/sched/goroutines:goroutines", func(m *goMemory) *uint64 { return &m.Goroutines }},
+}
+
+// tailscale_go_memory stores a goMemory JSON document in *out (free with
+// tailscale_free). When freeOS is non-zero it first runs a GC and returns
+// every free page to the OS (debug.FreeOSMemory), as a diagnostic.
+//
+//export tailscale_go_memory
+func tailscale_go_memory(freeOS C.int, out **C.char) C.int {
+	if freeOS != 0 {
+		debug.FreeOSMemory()
+	}
+	samples := make([]metrics.Sample, len(goMemoryMetrics))
+	for i, m := range goMemoryMetrics {
+		samples[i].Name = m.name
+	}
+	metrics.Read(samples)
+	var g goMemory
+	for i, s := range samples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			*goMemoryMetrics[i].dst(&g) = s.Value.Uint64()
+		}
+	}
+	// Every value is a number: Marshal cannot fail.
+	b, _ := json.Marshal(g)
+	*out = C.CString(string(b))
 	return 0
 }

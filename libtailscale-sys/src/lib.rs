@@ -98,3 +98,14 @@ unsafe extern "C" {
         out: *mut *mut c_char,
     ) -> c_int;
 }
+
+// memory (issue 15): the Go runtime's memory knobs and figures.
+unsafe extern "C" {
+    /// Sets the Go runtime's soft memory limit in bytes (<= 0: unchanged)
+    /// and its GC percent (0: unchanged; < 0: proportional GC off).
+    pub fn tailscale_set_go_memory(limit_bytes: core::ffi::c_longlong, gc_percent: c_int) -> c_int;
+    /// Stores a JSON document of runtime/metrics memory figures in `*out`
+    /// (free with `tailscale_free`); `free_os` != 0 first runs
+    /// `debug.FreeOSMemory` (a GC plus returning every free page).
+    pub fn tailscale_go_memory(free_os: c_int, out: *mut *mut c_char) -> c_int;
+}

@@ -112,6 +112,7 @@ where
     let limits = &spine.cfg.limits;
     let mut manager = LocalSessionManager::default();
     manager.session_config.keep_alive = Some(Duration::from_secs(limits.session_idle_secs));
+    manager.session_config.completed_cache_ttl = Duration::from_secs(limits.session_resume_secs);
     let manager = Arc::new(manager);
     let hosts = hosts::allowed_hosts(names, port);
     let mcp_config = StreamableHttpServerConfig::default()

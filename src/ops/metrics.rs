@@ -132,6 +132,8 @@ impl Exporter {
             sessions: state.sessions.len(),
             tailnet,
             uptime: state.spine.started.elapsed(),
+            go: crate::tailnet::memory::go_memory(false).ok(),
+            rss_bytes: crate::host::procfs::status(std::process::id()).ok().and_then(|s| s.vm_rss),
         };
         encode(&state.spine.stats, dynamic)
     }
@@ -172,6 +174,10 @@ pub struct Dynamic {
     /// None: no tailnet (dev/stdio); Some(None): status lookup failed.
     pub tailnet: Option<Option<crate::tailnet::Status>>,
     pub uptime: Duration,
+    /// The embedded Go runtime's memory (None if it could not be read).
+    pub go: Option<crate::tailnet::memory::GoMemory>,
+    /// This process's resident set (VmRSS).
+    pub rss_bytes: Option<u64>,
 }
 
 type Fam<'a> = Vec<(Vec<(&'static str, String)>, f64)>;
@@ -297,6 +303,12 @@ impl Collector for Dynamic {
             o.family("tailops_alert", "Pending and firing alerts (1 per alert)", MetricType::Gauge, series)?;
         }
 
+        if let Some(r) = self.rss_bytes {
+            o.gauge("process_resident_memory_bytes", "Resident memory size in bytes", r as f64)?;
+        }
+        if let Some(g) = &self.go {
+            go_memory(&mut o, g)?;
+        }
         if let Some(s) = &self.snapshot {
             host(&mut o, s)?;
         }
@@ -311,6 +323,34 @@ impl Collector for Dynamic {
 
 fn b(v: bool) -> f64 {
     if v { 1.0 } else { 0.0 }
+}
+
+/// The embedded Go runtime's memory (tsnet, netstack, the connection
+/// bridge), by runtime/metrics class: with `process_resident_memory_bytes`
+/// it tells the Go side's share of the process from the Rust side's.
+fn go_memory(o: &mut Out<'_, '_>, g: &crate::tailnet::memory::GoMemory) -> Result<(), std::fmt::Error> {
+    let classes: Fam<'_> = [
+        ("heap_objects", g.heap_objects),
+        ("heap_free", g.heap_free),
+        ("heap_released", g.heap_released),
+        ("heap_unused", g.heap_unused),
+        ("stacks", g.stacks),
+        ("metadata", g.metadata),
+        ("other", g.other),
+    ]
+    .into_iter()
+    .map(|(c, v)| (l(&[("class", c)]), v as f64))
+    .collect();
+    o.family(
+        "tailops_go_memory_bytes",
+        "Memory mapped by the embedded Go runtime, by class (runtime/metrics /memory/classes; heap_released is not resident)",
+        MetricType::Gauge,
+        classes,
+    )?;
+    o.gauge("tailops_go_heap_goal_bytes", "Heap size the Go runtime's next collection aims for", g.heap_goal as f64)?;
+    o.gauge("tailops_go_memory_limit_bytes", "The Go runtime's soft memory limit", g.memory_limit as f64)?;
+    o.counter("tailops_go_gc_cycles", "Completed Go GC cycles", g.gc_cycles as f64)?;
+    o.gauge("tailops_go_goroutines", "Live goroutines", g.goroutines as f64)
 }
 
 /// The host sample under node_exporter's names.
@@ -435,6 +475,8 @@ mod tests {
             sessions: 2,
             tailnet: None,
             uptime: Duration::from_secs(5),
+            go: crate::tailnet::memory::go_memory(false).ok(),
+            rss_bytes: Some(7 << 20),
         }
     }
 
@@ -448,6 +490,9 @@ mod tests {
         assert!(text.contains("tailops_tool_calls_total{tool=\"whoami\",outcome=\"ok\"} 1"), "{text}");
         assert!(text.contains("tailops_refusals_total{reason=\"denied\"} 1"), "{text}");
         assert!(text.contains("tailops_mcp_sessions 2"), "{text}");
+        assert!(text.contains("process_resident_memory_bytes 7340032"), "{text}");
+        assert!(text.contains("tailops_go_memory_bytes{class=\"heap_objects\"}"), "{text}");
+        assert!(text.contains("tailops_go_goroutines "), "{text}");
         assert!(text.contains("tailops_tool_call_duration_seconds_bucket{le=\"0.002\",tool=\"whoami\"}"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
     }

@@ -9,6 +9,8 @@
 //! - [`Node::ping`] → [`PingReply`]: one disco/TSMP ping to a peer.
 //! - [`is_tailnet_host`], [`is_tailnet_ip`], [`is_magicdns_name`]: which
 //!   hosts are on a tailnet (pure functions, no node needed).
+//! - [`memory::tune_process`]: the Go runtime's memory limit and glibc's
+//!   arena cap, set once at start; [`memory::go_memory`]: Go's own figures.
 //! - [`signals::fix_go_signal_handlers`]: the one process-wide fix needed to
 //!   run tokio signal handlers next to the Go runtime.
 //!
@@ -18,6 +20,7 @@ mod addr;
 mod ffi;
 mod listener;
 mod log;
+pub mod memory;
 mod node;
 mod ping;
 mod service;

@@ -54,8 +54,12 @@ pub fn spawn_stdio(
 }
 
 impl ServerProcess {
+    /// The binary under test; `TAILOPS_BENCH_BIN` runs another build
+    /// instead (a bench's before/after against main's binary).
     pub fn bin() -> PathBuf {
-        PathBuf::from(env!("CARGO_BIN_EXE_tailops"))
+        std::env::var_os("TAILOPS_BENCH_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tailops")))
     }
 
     /// Spawns and waits until the server logs that it is serving.
