@@ -393,7 +393,7 @@ impl AuditLog {
             return Err(AuditError::Stalled(ms));
         }
         let (ack, done) = tokio::sync::oneshot::channel();
-        send_control(&inner.tx, Msg::Flush(ack)).await?;
+        send_control(inner, Msg::Flush(ack)).await?;
         match tokio::time::timeout(inner.shared.stall_after, done).await {
             Err(_) => Err(AuditError::Timeout(inner.shared.stall_after)),
             Ok(Ok(Ok(()))) => Ok(()),
@@ -409,7 +409,7 @@ impl AuditLog {
             return;
         };
         let (ack, done) = tokio::sync::oneshot::channel();
-        if send_control(&inner.tx, Msg::Close(ack)).await.is_ok() {
+        if send_control(inner, Msg::Close(ack)).await.is_ok() {
             let _ = done.await;
         }
     }
@@ -424,7 +424,11 @@ impl Inner {
             // comes first.
             self.shared.queued.fetch_add(1, Ordering::Relaxed);
         }
+        let urgent = matches!(msg, Msg::Record(_, _, Some(_)));
         let r = self.tx.try_send(msg);
+        if urgent && r.is_ok() {
+            self.shared.wake_writer();
+        }
         if r.is_err() && is_record {
             let _ = self.shared.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| q.checked_sub(1));
         }
@@ -446,18 +450,21 @@ impl Inner {
 
 /// Sends a control message, waiting for room in the queue (off the runtime
 /// threads) if it is full.
-async fn send_control(tx: &SyncSender<Msg>, msg: Msg) -> Result<(), AuditError> {
-    match tx.try_send(msg) {
+async fn send_control(inner: &Inner, msg: Msg) -> Result<(), AuditError> {
+    let r = match inner.tx.try_send(msg) {
         Ok(()) => Ok(()),
         Err(TrySendError::Disconnected(_)) => Err(AuditError::Closed),
         Err(TrySendError::Full(msg)) => {
-            let tx = tx.clone();
+            let tx = inner.tx.clone();
             tokio::task::spawn_blocking(move || tx.send(msg))
                 .await
                 .map_err(|_| AuditError::Closed)?
                 .map_err(|_| AuditError::Closed)
         }
-    }
+    };
+    // Someone waits on it: end the writer's linger.
+    inner.shared.wake_writer();
+    r
 }
 
 /// Helpers shared by the tests of this folder.

@@ -34,8 +34,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::format::{Event, GENESIS_PREV, encode_line, now_rfc3339};
@@ -43,6 +43,15 @@ use super::journald::{Entry, Journal};
 use super::rotate::{Pruned, beyond_keep, head_lifecycle, last_valid_record, rotated_path, shift_files, summarize};
 use super::{AuditConfig, FsyncMode, UnhealthyReason, kind};
 use crate::redact::redact_args;
+
+/// After a record nobody waits on, the writer lingers this long before it
+/// takes what else was queued meanwhile, so a stream of calls wakes it once
+/// per batch instead of once per record: the futex wake and the context
+/// switch per call were ≈ 10 % of the server's CPU per call at load (perf,
+/// `benches/spine.rs`). Such a record reaches the file at most this much
+/// later; one someone waits on (a write-ahead intent, a flush, the close)
+/// ends the linger at once ([`Shared::wake_writer`]).
+pub const BATCH_LINGER: Duration = Duration::from_millis(2);
 
 /// State shared between the handles and the writer.
 #[derive(Debug)]
@@ -69,6 +78,8 @@ pub(super) struct Shared {
     /// Failed writes, fsyncs and rotations, and records ever dropped.
     pub(super) write_errors: AtomicU64,
     pub(super) dropped_total: AtomicU64,
+    /// The writer's thread, for [`Shared::wake_writer`].
+    writer: OnceLock<std::thread::Thread>,
 }
 
 impl Shared {
@@ -88,6 +99,16 @@ impl Shared {
             op_micros: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             dropped_total: AtomicU64::new(0),
+            writer: OnceLock::new(),
+        }
+    }
+
+    /// Ends the writer's [`BATCH_LINGER`] early: for messages someone waits
+    /// on (a durable record, a flush, the close). Harmless when the writer
+    /// is not lingering (its next linger returns at once, then it drains).
+    pub(super) fn wake_writer(&self) {
+        if let Some(t) = self.writer.get() {
+            t.unpark();
         }
     }
 
@@ -216,6 +237,7 @@ impl Writer {
     }
 
     pub(super) fn run(mut self, rx: Receiver<Msg>) {
+        let _ = self.shared.writer.set(std::thread::current());
         loop {
             let msg = match (self.dirty, self.cfg.fsync) {
                 (true, FsyncMode::Interval) => {
@@ -237,33 +259,62 @@ impl Writer {
                     Err(_) => break,
                 },
             };
-            if matches!(msg, Msg::Record(..)) {
-                // Saturating: a record queued before a count existed is
-                // never taken twice.
-                let _ = self.shared.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| q.checked_sub(1));
+            let linger = matches!(msg, Msg::Record(_, _, None));
+            if self.handle(msg) {
+                return;
             }
-            let t0 = self.begin_op();
-            match msg {
-                Msg::Record(ev, ts, ack) => {
-                    let r = self.write_event(&ev, &ts);
-                    let answer = r.as_ref().map(|(seq, hash)| (*seq, hash.clone())).map_err(|e| e.to_string());
-                    self.report(r.map(|_| ()));
-                    if let Some(ack) = ack {
-                        let _ = ack.send(answer);
+            if !linger {
+                continue;
+            }
+            // Let the calls in flight queue their records without waking
+            // this thread, then take them all.
+            std::thread::park_timeout(BATCH_LINGER);
+            loop {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        if self.handle(m) {
+                            return;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        let _ = self.flush();
+                        return;
                     }
                 }
-                Msg::Flush(ack) => {
-                    let _ = ack.send(self.flush());
-                }
-                Msg::Close(ack) => {
-                    let _ = ack.send(self.flush());
-                    self.end_op(t0);
-                    return;
-                }
             }
-            self.end_op(t0);
         }
         let _ = self.flush();
+    }
+
+    /// Handles one message; true after `Close` (the writer ends).
+    fn handle(&mut self, msg: Msg) -> bool {
+        if matches!(msg, Msg::Record(..)) {
+            // Saturating: a record queued before a count existed is
+            // never taken twice.
+            let _ = self.shared.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| q.checked_sub(1));
+        }
+        let t0 = self.begin_op();
+        match msg {
+            Msg::Record(ev, ts, ack) => {
+                let r = self.write_event(&ev, &ts);
+                let answer = r.as_ref().map(|(seq, hash)| (*seq, hash.clone())).map_err(|e| e.to_string());
+                self.report(r.map(|_| ()));
+                if let Some(ack) = ack {
+                    let _ = ack.send(answer);
+                }
+            }
+            Msg::Flush(ack) => {
+                let _ = ack.send(self.flush());
+            }
+            Msg::Close(ack) => {
+                let _ = ack.send(self.flush());
+                self.end_op(t0);
+                return true;
+            }
+        }
+        self.end_op(t0);
+        false
     }
 
     fn begin_op(&self) -> Instant {

@@ -202,7 +202,13 @@ const MAX_PASSES: usize = 4;
 
 /// Free text with every rule applied (no JSON parsing), to a fixed point.
 fn redact_free_text(s: &str) -> String {
-    let mut cur = render(s, text::spans(s));
+    let first = text::spans(s);
+    if first.is_empty() {
+        // Nothing to hide: a second pass would find the same nothing (most
+        // strings — every audit record's tool name — end here).
+        return s.to_string();
+    }
+    let mut cur = render(s, first);
     for _ in 1..MAX_PASSES {
         let next = render(&cur, text::spans(&cur));
         if next == cur {
