@@ -90,6 +90,17 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
+/// A UDP port free on loopback right now (STUN listens on UDP: a port free
+/// for TCP may be held by a tailnet node's UDP socket).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp").local_addr().expect("addr").port()
+}
+
+/// Starts of a headscale whose child exits before it is healthy (a port
+/// picked free was taken by a test running in parallel before headscale
+/// bound it), each with fresh ports.
+const START_ATTEMPTS: usize = 4;
+
 pub struct Headscale {
     child: Child,
     pub dir: tempfile::TempDir,
@@ -111,6 +122,19 @@ impl Headscale {
     }
 
     pub fn start_with_policy(policy: &str) -> Self {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(policy) {
+                Ok(hs) => return hs,
+                Err(log) if attempt < START_ATTEMPTS && log.contains("address already in use") => attempt += 1,
+                Err(log) => panic!("headscale did not become healthy (attempt {attempt}); log:\n{log}"),
+            }
+        }
+    }
+
+    /// One start with fresh ports; the log when the child exited first or
+    /// it was not healthy within its bound.
+    fn try_start(policy: &str) -> Result<Self, String> {
         let bin = binary();
         let dir = tempfile::Builder::new().prefix("tailops-hs-").tempdir().expect("tempdir");
         let port = free_port();
@@ -168,20 +192,28 @@ logtail:
 "#,
             metrics = free_port(),
             grpc = free_port(),
-            stun = free_port(),
+            stun = free_udp_port(),
         );
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config).expect("write config");
         std::fs::write(dir.path().join("policy.hujson"), policy).expect("write policy");
         let child = serve_child(&bin, &config_path, dir.path());
-        let hs = Headscale { child, dir, url, config: config_path, bin };
-        hs.wait_healthy();
+        let mut hs = Headscale { child, dir, url, config: config_path, bin };
+        hs.healthy_or_exited()?;
         hs.cli(&["users", "create", "alice"]);
         hs.cli(&["users", "create", "bob"]);
-        hs
+        Ok(hs)
     }
 
-    fn wait_healthy(&self) {
+    fn wait_healthy(&mut self) {
+        if let Err(log) = self.healthy_or_exited() {
+            panic!("headscale did not become healthy; log:\n{log}");
+        }
+    }
+
+    /// Waits (at most 30 s) until it answers /health and its CLI socket
+    /// exists; its log when the child exited first or the bound passed.
+    fn healthy_or_exited(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let addr = self.url.trim_start_matches("http://").to_string();
         loop {
@@ -194,11 +226,13 @@ logtail:
                 if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
                     // The CLI socket comes up with the HTTP server.
                     if self.dir.path().join("headscale.sock").exists() {
-                        return;
+                        return Ok(());
                     }
                 }
             }
-            assert!(Instant::now() < deadline, "headscale did not become healthy; log:\n{}", self.log());
+            if matches!(self.child.try_wait(), Ok(Some(_))) || Instant::now() >= deadline {
+                return Err(self.log());
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
